@@ -1,0 +1,26 @@
+import numpy as np
+
+from lm.gradcheck import (eval_numerical_gradient, eval_numerical_gradient_array,
+                          rel_error)
+
+
+def test_rel_error_nan_aware():
+    a = np.array([1.0, np.nan, 3.0])
+    assert rel_error(a, a.copy()) == 0.0
+    assert rel_error(a, np.array([1.0, 2.0, 3.0])) == float("inf")
+    assert rel_error(np.array([1.0]), np.array([1.1])) > 0.04
+
+
+def test_numerical_gradient_of_quadratic():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    num = eval_numerical_gradient(lambda z: np.sum(z ** 2), x)
+    assert rel_error(num, 2 * x) < 1e-8
+
+
+def test_numerical_gradient_array_of_product():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4))
+    w = rng.standard_normal((4, 2))
+    df = rng.standard_normal((3, 2))
+    num = eval_numerical_gradient_array(lambda z: z @ w, x, df)
+    assert rel_error(num, df @ w.T) < 1e-8
