@@ -1,0 +1,196 @@
+"""Optimisers (Adam, SGD with momentum) and gradient-norm clipping, updating params in place."""
+import math
+
+import numpy as np
+
+
+class Optimizer:
+    """Common machinery: the model's flat `params`/`grads`, `lr`, frozen names, state I/O.
+
+    Subclasses keep per-parameter state buffers in `self.state[kind][name]` (preallocated,
+    same shape and dtype as the parameter) and scalar state in `self.scalars`.
+    `state_dict()` flattens both as `"<prefix>.<kind>.<name>"` and `"<prefix>.<scalar>"`.
+    """
+
+    prefix = "optim"
+    kinds = ()
+
+    def __init__(self, model, lr, weight_decay=0.0, frozen=()):
+        if not lr > 0 or not math.isfinite(lr):
+            raise ValueError(f"learning rate must be a positive number, got {lr!r}")
+        if not weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        self.params = model.params
+        self.grads = model.grads
+        unknown = sorted(set(frozen) - set(self.params))
+        if unknown:
+            raise ValueError(f"frozen names are not parameters: {', '.join(unknown)}")
+        self.frozen = set(frozen)
+        self.lr = float(lr)
+        self.weight_decay = float(weight_decay)
+        self.names = [n for n in self.params if n not in self.frozen]  # updated by step()
+        self.state = {k: {n: np.zeros_like(self.params[n]) for n in self.names}
+                      for k in self.kinds}
+        self.scalars = {}
+        # one scratch buffer per parameter: the update needs a temporary, allocated once
+        self._tmp = {n: np.empty_like(self.params[n]) for n in self.names}
+
+    def zero_grad(self):
+        for g in self.grads.values():
+            g.fill(0)
+
+    def state_dict(self):
+        """Flat dict: `"<prefix>.<kind>.<param name>"` arrays, `"<prefix>.<scalar>"` numbers."""
+        d = {f"{self.prefix}.{k}": np.asarray(v) for k, v in self.scalars.items()}
+        d[f"{self.prefix}.lr"] = np.asarray(self.lr)
+        for kind, bufs in self.state.items():
+            for name, buf in bufs.items():
+                d[f"{self.prefix}.{kind}.{name}"] = buf.copy()
+        return d
+
+    def load_state_dict(self, d):
+        """Restore what `state_dict()` returned (copied into the existing buffers)."""
+        expected = set(self.state_dict())
+        got = set(d)
+        if got != expected:
+            missing = sorted(expected - got)[:5]
+            extra = sorted(got - expected)[:5]
+            raise ValueError(f"optimizer state does not match {type(self).__name__}: "
+                             f"missing {missing}, unexpected {extra}")
+        for kind, bufs in self.state.items():
+            for name, buf in bufs.items():
+                src = np.asarray(d[f"{self.prefix}.{kind}.{name}"])
+                if src.shape != buf.shape:
+                    raise ValueError(f"optimizer state {kind}.{name} has shape {src.shape}, "
+                                     f"expected {buf.shape}")
+                np.copyto(buf, src, casting="same_kind")
+        for k, v in self.scalars.items():
+            self.scalars[k] = type(v)(np.asarray(d[f"{self.prefix}.{k}"]).item())
+        self.lr = float(np.asarray(d[f"{self.prefix}.lr"]).item())
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba), with PyTorch's bias correction and epsilon placement.
+
+        g  = grad + weight_decay * p            (L2 penalty, as torch.optim.Adam)
+        m  = b1 m + (1 - b1) g ;  v = b2 v + (1 - b2) g^2 ;  t += 1
+        p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)
+
+    `weight_decay` is the classic L2 penalty folded into the gradient (what the sentiment
+    classifier's `--weight_decay` means); with `decoupled=True` it is AdamW's decoupled
+    decay instead: p *= 1 - lr * weight_decay before the Adam update. Names in `frozen`
+    are never updated (e.g. a frozen encoder). The model's grads are not modified.
+    """
+
+    prefix = "adam"
+    kinds = ("m", "v")
+
+    def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 decoupled=False, frozen=()):
+        super().__init__(model, lr, weight_decay, frozen)
+        b1, b2 = betas
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas must be in [0, 1), got {betas!r}")
+        if not eps >= 0:
+            raise ValueError(f"eps must be >= 0, got {eps!r}")
+        self.betas = (float(b1), float(b2))
+        self.eps = float(eps)
+        self.decoupled = bool(decoupled)
+        self.scalars = {"t": 0}
+
+    def step(self):
+        b1, b2 = self.betas
+        t = self.scalars["t"] = self.scalars["t"] + 1
+        step_size = self.lr / (1 - b1 ** t)
+        inv_bc2_sqrt = 1.0 / math.sqrt(1 - b2 ** t)
+        wd = self.weight_decay
+        l2 = wd and not self.decoupled
+        for name in self.names:
+            p, g, tmp = self.params[name], self.grads[name], self._tmp[name]
+            m, v = self.state["m"][name], self.state["v"][name]
+            if wd and self.decoupled:
+                p *= 1 - self.lr * wd
+            # in-place ops on preallocated buffers only: this is the training hot loop
+            if l2:  # tmp = g + wd * p, recomputed below instead of holding a second buffer
+                np.multiply(p, wd, out=tmp)
+                tmp += g
+                tmp -= m
+            else:
+                np.subtract(g, m, out=tmp)
+            tmp *= 1 - b1
+            m += tmp  # m = b1 m + (1 - b1) g
+            if l2:
+                np.multiply(p, wd, out=tmp)
+                tmp += g
+                tmp *= tmp
+            else:
+                np.multiply(g, g, out=tmp)
+            tmp *= 1 - b2
+            v *= b2
+            v += tmp  # v = b2 v + (1 - b2) g^2
+            np.sqrt(v, out=tmp)
+            tmp *= inv_bc2_sqrt
+            tmp += self.eps
+            np.divide(m, tmp, out=tmp)
+            tmp *= step_size
+            p -= tmp
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with (PyTorch-style) momentum and L2 weight decay.
+
+        g = grad + weight_decay * p ;  buf = momentum * buf + g ;  p -= lr * buf
+    (without momentum: p -= lr * g). Names in `frozen` are never updated.
+    """
+
+    prefix = "sgd"
+
+    def __init__(self, model, lr, momentum=0.0, weight_decay=0.0, frozen=()):
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+        self.kinds = ("buf",) if momentum else ()
+        super().__init__(model, lr, weight_decay, frozen)
+        self.momentum = float(momentum)
+
+    def step(self):
+        wd, mu = self.weight_decay, self.momentum
+        for name in self.names:
+            p, g, tmp = self.params[name], self.grads[name], self._tmp[name]
+            if wd:
+                np.multiply(p, wd, out=tmp)
+                tmp += g
+                g = tmp
+            if mu:
+                buf = self.state["buf"][name]
+                buf *= mu
+                buf += g
+                g = buf
+            np.multiply(g, self.lr, out=tmp)
+            p -= tmp
+
+
+def clip_grad_norm(grads, max_norm):
+    """Scale all gradients in place so that their global L2 norm is at most `max_norm`.
+
+    grads: dict of arrays (or an iterable of arrays). Returns the total norm *before*
+    clipping, sqrt(sum_i ||g_i||^2), accumulated in float64. Nothing is scaled when the norm
+    is within `max_norm`, when `max_norm` is None, or when the norm is not finite (the
+    caller should then skip the step).
+    """
+    arrays = list(grads.values()) if isinstance(grads, dict) else list(grads)
+    if max_norm is not None and not max_norm > 0:
+        raise ValueError(f"max_norm must be > 0 (or None for no clipping), got {max_norm!r}")
+    total = 0.0
+    for g in arrays:
+        flat = g.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            sq = float(np.dot(flat, flat))
+        if not math.isfinite(sq) and np.all(np.isfinite(flat)):
+            sq = float(np.dot(flat.astype(np.float64), flat.astype(np.float64)))  # overflow
+        total += sq
+    total = math.sqrt(total)
+    if max_norm is not None and math.isfinite(total) and total > max_norm:
+        scale = max_norm / (total + 1e-12)
+        for g in arrays:
+            g *= scale
+    return total
