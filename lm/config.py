@@ -1,0 +1,123 @@
+"""Training configuration: the dataclass whose fields are the `lm.train` flags and `config.json`.
+
+`config.json` in a run directory holds
+    {"kind": "language_model", "model": {...LanguageModelRNN constructor args...},
+     "train": asdict(TrainConfig), "data": {...what the corpus turned out to be...}}
+so a run can be resumed, sampled and evaluated with nothing else.
+"""
+import dataclasses
+from dataclasses import dataclass, fields
+
+from lm.cli import check_bool, check_choice, check_float, check_int
+
+CELL_CHOICES = ("lstm", "gru", "rnn")
+LEVEL_CHOICES = ("char", "word")
+OPTIMIZER_CHOICES = ("adam", "sgd")
+DTYPE_CHOICES = ("float32", "float64")
+
+
+@dataclass
+class TrainConfig:
+    # --- data ---
+    corpus: str = "pydoc"          # text file path or a corpus name (pydoc, tinyshakespeare, names)
+    level: str = "char"            # "char": Unicode code points; "word": words, punctuation, spaces
+    lowercase: bool = False        # lowercase the text before tokenising
+    min_count: int = 1             # tokens seen fewer times become <unk>
+    max_vocab: int = 0             # keep only the most frequent tokens (0 = no limit)
+    line_mode: bool = False        # each line is one sample, framed by <bos>/<eos>, padded, masked
+    val_frac: float = 0.1          # the last fraction of the token stream (or lines) is validation
+    encoding: str = "utf-8"        # text encoding of the corpus
+    encoding_errors: str = "strict"  # "strict" fails on invalid bytes, "replace" uses U+FFFD
+    # --- model ---
+    cell: str = "lstm"             # recurrent cell: lstm, gru or rnn (vanilla tanh)
+    embed_size: int = 64           # token embedding width
+    hidden_size: int = 512         # recurrent state width
+    num_layers: int = 1            # stacked recurrent layers
+    dropout: float = 0.0           # dropout on the inputs and outputs of the recurrent stack
+    tie_weights: bool = False      # share embedding and output matrix (needs embed == hidden)
+    # --- optimisation ---
+    seq_length: int = 64           # BPTT window: tokens per stream per step
+    batch_size: int = 64           # parallel streams (or lines) per step
+    optimizer: str = "adam"        # adam or sgd (with --momentum)
+    learning_rate: float = 3e-3    # initial step size
+    momentum: float = 0.9          # SGD momentum (ignored by Adam)
+    weight_decay: float = 0.0      # L2 penalty added by the optimiser
+    grad_clip: float = 5.0         # clip the global gradient norm to this (0 = off)
+    lr_decay: float = 0.5          # multiply the lr by this when validation stalls
+    patience: int = 1              # evaluations without improvement before lowering the lr
+    min_lr: float = 1e-5           # the lr is never lowered below this
+    # --- schedule ---
+    max_epochs: float = 50.0       # stop after this many passes over the training tokens
+    max_steps: int = 0             # stop after this many steps (0 = no limit)
+    time_budget: float = 0.0       # stop after this many seconds of training (0 = no limit)
+    eval_every: int = 100          # evaluate, log, save and sample every this many steps
+    eval_tokens: int = 0           # validation tokens per evaluation (0 = all of them)
+    sample_length: int = 200       # tokens (lines in line mode: up to 5) of the sample after eval
+    seed: int = 0                  # seeds initialisation, dropout and line shuffling
+    # --- run directory ---
+    out_dir: str = ""              # run directory (default checkpoints/<corpus>-<level>-<cell>)
+    resume: bool = False           # continue the run in out_dir exactly where it stopped
+    init_from: str = ""            # start from the weights (and vocabulary) of another run
+    dtype: str = "float32"         # parameter dtype; float64 for exact-resume tests (undocumented)
+
+    def validate(self):
+        """Range-check every field; returns self with normalised values."""
+        c = self
+        c.corpus = str(c.corpus)
+        c.level = check_choice("level", c.level, LEVEL_CHOICES)
+        c.cell = check_choice("cell", c.cell, CELL_CHOICES)
+        c.optimizer = check_choice("optimizer", c.optimizer, OPTIMIZER_CHOICES)
+        c.dtype = check_choice("dtype", c.dtype, DTYPE_CHOICES)
+        c.encoding_errors = check_choice("encoding_errors", c.encoding_errors,
+                                         ("strict", "replace"))
+        for name in ("lowercase", "line_mode", "tie_weights", "resume"):
+            setattr(c, name, check_bool(name, getattr(c, name)))
+        c.min_count = check_int("min_count", c.min_count, lo=1)
+        c.max_vocab = check_int("max_vocab", c.max_vocab, lo=0)
+        if 0 < c.max_vocab < 2:
+            raise ValueError("--max_vocab must be 0 (no limit) or at least 2")
+        c.val_frac = check_float("val_frac", c.val_frac, 0, 1, lo_open=True, hi_open=True)
+        c.embed_size = check_int("embed_size", c.embed_size, 1, 65536)
+        c.hidden_size = check_int("hidden_size", c.hidden_size, 1, 65536)
+        c.num_layers = check_int("num_layers", c.num_layers, 1, 64)
+        c.dropout = check_float("dropout", c.dropout, 0, 1, hi_open=True)
+        if c.tie_weights and c.embed_size != c.hidden_size:
+            raise ValueError(f"--tie_weights needs --embed_size == --hidden_size "
+                             f"(got {c.embed_size} and {c.hidden_size})")
+        c.seq_length = check_int("seq_length", c.seq_length, 1, 100000)
+        c.batch_size = check_int("batch_size", c.batch_size, 1, 100000)
+        c.learning_rate = check_float("learning_rate", c.learning_rate, 0, 10, lo_open=True)
+        c.momentum = check_float("momentum", c.momentum, 0, 1, hi_open=True)
+        c.weight_decay = check_float("weight_decay", c.weight_decay, 0)
+        c.grad_clip = check_float("grad_clip", c.grad_clip, 0)
+        c.lr_decay = check_float("lr_decay", c.lr_decay, 0, 1, lo_open=True)
+        c.patience = check_int("patience", c.patience, 0)
+        c.min_lr = check_float("min_lr", c.min_lr, 0)
+        c.max_epochs = check_float("max_epochs", c.max_epochs, 0, lo_open=True)
+        c.max_steps = check_int("max_steps", c.max_steps, 0)
+        c.time_budget = check_float("time_budget", c.time_budget, 0)
+        c.eval_every = check_int("eval_every", c.eval_every, 1)
+        c.eval_tokens = check_int("eval_tokens", c.eval_tokens, 0)
+        c.sample_length = check_int("sample_length", c.sample_length, 0, 100000)
+        c.seed = check_int("seed", c.seed, 0, 2**63 - 1)
+        c.out_dir = "" if c.out_dir is None else str(c.out_dir)
+        c.init_from = "" if c.init_from is None else str(c.init_from)
+        return c
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """A config from `config.json`'s "train" part; unknown keys are ignored."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# Flags that define the model or the data: a resumed run keeps its own values.
+FIXED_ON_RESUME = ("corpus", "level", "lowercase", "min_count", "max_vocab", "line_mode",
+                   "val_frac", "encoding", "encoding_errors", "cell", "embed_size",
+                   "hidden_size", "num_layers", "dropout", "tie_weights", "seq_length",
+                   "batch_size", "optimizer", "seed", "dtype")
+# Flags taken from the source run with --init_from (they define the weights' shapes).
+MODEL_FLAGS = ("cell", "embed_size", "hidden_size", "num_layers", "tie_weights")

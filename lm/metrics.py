@@ -1,0 +1,61 @@
+"""Loss units (nats, bits per token, perplexity) and reading a run's metrics.jsonl."""
+import json
+import math
+import os
+
+import numpy as np
+
+LN2 = math.log(2.0)
+
+
+def bits_per_token(nats):
+    """Mean negative log-likelihood in bits: nats / ln 2 (bits per character at char level)."""
+    return nats / LN2
+
+
+def perplexity(nats):
+    """exp(nats), capped so that a diverged loss prints as a large number, not an overflow."""
+    return math.exp(min(nats, 700.0))
+
+
+def unigram_entropy(ids):
+    """Entropy in nats of the token frequencies of `ids`: the loss of a model with no context."""
+    counts = np.bincount(np.asarray(ids).ravel().astype(np.int64))
+    p = counts[counts > 0] / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def read_metrics(run_dir):
+    """The evaluations logged in `run_dir/metrics.jsonl`, oldest first.
+
+    A truncated or garbled line (a run killed while appending) is skipped, not fatal.
+    Raises FileNotFoundError if the run has no metrics file.
+    """
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if os.path.isdir(run_dir) is False:
+        raise FileNotFoundError(f"run directory {run_dir} does not exist")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{run_dir} has no metrics.jsonl (no evaluation logged yet)")
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                rows.append(row)
+    return rows
+
+
+def format_eval_line(m, is_best, level):
+    """One line per evaluation: step, epoch, losses, ppl or bpc, tokens/s, lr, elapsed, best."""
+    unit = f"val bpc {m['val_bpc']:.3f}" if level == "char" else f"val ppl {m['val_ppl']:.2f}"
+    mins, secs = divmod(int(m["elapsed"]), 60)
+    train = "   -  " if m.get("train_loss") is None else f"{m['train_loss']:.4f}"
+    return (f"step {m['step']:>6d} | epoch {m['epoch']:6.2f} | train {train} | "
+            f"val {m['val_loss']:.4f} | {unit} | {m['tok_per_s']:>7.0f} tok/s | "
+            f"lr {m['lr']:.2e} | {mins:d}m{secs:02d}s" + (" | best" if is_best else ""))

@@ -1,0 +1,146 @@
+"""Learning curves of one or more runs on one labelled figure: `python -m lm.plot RUN_DIR ...`.
+
+Language-model runs: a 2x2 grid, loss (train dashed, validation solid) and validation
+bits per character (char level) or perplexity (word level), against tokens seen and
+against training time. Sentiment runs (metrics with `train_acc`/`val_acc`): six panels,
+loss and accuracy for train, validation and test against epochs.
+"""
+import io
+import os
+
+from lm.metrics import read_metrics
+
+
+def _labels(run_dirs):
+    """Short distinct labels: the directory names, with parents added where they collide."""
+    parts = [os.path.normpath(os.path.abspath(d)).split(os.sep) for d in run_dirs]
+    depth = 1
+    while True:
+        labels = [os.sep.join(p[-depth:]) for p in parts]
+        if len(set(labels)) == len(labels) or depth >= max(len(p) for p in parts):
+            return labels
+        depth += 1
+
+
+def _series(rows, x_key, y_key):
+    pts = [(r[x_key], r[y_key]) for r in rows
+           if r.get(x_key) is not None and isinstance(r.get(y_key), (int, float))]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def _is_sentiment(rows):
+    return any("val_acc" in r or "train_acc" in r for r in rows)
+
+
+def _draw_lm(fig, runs):
+    axes = fig.subplots(2, 2)
+    use_bpc = all(any("val_bpc" in r for r in rows) for _, rows in runs)
+    metric, name = ("val_bpc", "validation bits per char") if use_bpc else \
+        ("val_ppl", "validation perplexity")
+    for i, (label, rows) in enumerate(runs):
+        color = f"C{i % 10}"
+        for col, (x_key, x_scale, x_name) in enumerate(
+                [("tokens", 1e6, "tokens seen (millions)"), ("elapsed", 60.0, "training time (min)")]):
+            ax = axes[0, col]
+            x, y = _series(rows, x_key, "train_loss")
+            ax.plot([v / x_scale for v in x], y, "--", color=color, alpha=0.7,
+                    label=f"{label} train")
+            x, y = _series(rows, x_key, "val_loss")
+            ax.plot([v / x_scale for v in x], y, "-", color=color, marker=".",
+                    label=f"{label} val")
+            ax.set_ylabel("loss (nats per token)")
+            ax.set_xlabel(x_name)
+            ax = axes[1, col]
+            x, y = _series(rows, x_key, metric)
+            ax.plot([v / x_scale for v in x], y, "-", color=color, marker=".", label=label)
+            ax.set_ylabel(name)
+            ax.set_xlabel(x_name)
+            if metric == "val_ppl":
+                ax.set_yscale("log")
+    for ax in axes.ravel():
+        ax.grid(True, alpha=0.3)
+    axes[0, 0].legend(fontsize="small")
+    axes[1, 0].legend(fontsize="small")
+    axes[0, 0].set_title("loss vs tokens")
+    axes[0, 1].set_title("loss vs time")
+
+
+def _draw_sentiment(fig, runs):
+    axes = fig.subplots(2, 3, sharey="row")
+    for i, (label, rows) in enumerate(runs):
+        x_key = "epoch" if any("epoch" in r for r in rows) else "step"
+        for col, split in enumerate(("train", "val", "test")):
+            for row, (kind, unit) in enumerate((("loss", "loss (nats)"), ("acc", "accuracy"))):
+                x, y = _series(rows, x_key, f"{split}_{kind}")
+                ax = axes[row, col]
+                if x:
+                    ax.plot(x, y, "-", color=f"C{i % 10}", marker=".", label=label)
+                ax.set_xlabel(x_key)
+                if col == 0:
+                    ax.set_ylabel(unit)
+    titles = {"train": "train", "val": "validation", "test": "test"}
+    for col, split in enumerate(titles):
+        axes[0, col].set_title(f"{titles[split]} loss")
+        axes[1, col].set_title(f"{titles[split]} accuracy")
+    for ax in axes.ravel():
+        ax.grid(True, alpha=0.3)
+    axes[0, 0].legend(fontsize="small")
+
+
+def render_png(run_dirs, title=None):
+    """The figure of `run_dirs` as PNG bytes (raises FileNotFoundError/ValueError)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure  # no pyplot: no global figure state
+
+    if not run_dirs:
+        raise ValueError("give at least one run directory")
+    runs = []
+    for label, d in zip(_labels(run_dirs), run_dirs):
+        rows = read_metrics(d)
+        if not rows:
+            raise ValueError(f"{d}/metrics.jsonl has no evaluations yet")
+        runs.append((label, rows))
+    kinds = {_is_sentiment(rows) for _, rows in runs}
+    if len(kinds) > 1:
+        raise ValueError("cannot draw language-model and sentiment runs on one figure")
+    sentiment = kinds.pop()
+    fig = Figure(figsize=(15, 8) if sentiment else (12, 8), layout="constrained")
+    (_draw_sentiment if sentiment else _draw_lm)(fig, runs)
+    fig.suptitle(title or ", ".join(label for label, _ in runs))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
+
+
+def plot_runs(run_dirs, out_path, title=None):
+    """Draw the curves of `run_dirs` (a list of run directories) into `out_path` atomically."""
+    from lm.checkpoint import atomic_write
+
+    if isinstance(run_dirs, (str, os.PathLike)):
+        run_dirs = [run_dirs]
+    data = render_png([os.fspath(d) for d in run_dirs], title=title)
+    atomic_write(out_path, data)
+    return out_path
+
+
+def main(*run_dirs, out="curves.png", title=None):
+    """Plot learning curves of one or more runs on one figure.
+
+    Args:
+      run_dirs: run directories (each with a metrics.jsonl), e.g. checkpoints/names-char-lstm
+      out: the PNG file to write
+      title: figure title (default: the run names)
+    """
+    from lm.cli import check_str
+
+    if not run_dirs:
+        raise ValueError("give at least one run directory: python -m lm.plot RUN_DIR [RUN_DIR ...]")
+    out = check_str("out", out)
+    plot_runs([str(d) for d in run_dirs], out, title=None if title is None else str(title))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    from lm.cli import run_cli
+    run_cli(main)
