@@ -1,0 +1,172 @@
+"""LanguageModelRNN: encoder + dropout + vocabulary head, its loss, and token-by-token sampling."""
+import numpy as np
+
+from lm.layers.base import Layer, as_rng
+from lm.layers.dropout import Dropout
+from lm.layers.linear import TemporalLinear
+from lm.losses import temporal_softmax_loss
+from lm.models.encoder import Encoder
+from lm.sampling import sample_from_logits
+
+CONFIG_KEYS = ("vocab_size", "embed_size", "hidden_size", "cell", "num_layers", "dropout",
+               "tie_weights")
+
+
+class TiedHead(Layer):
+    """scores = h @ E^T + b with E the embedding matrix (V, D); params: b (V,) only.
+
+    The gradient of E, dE = dscores^T h, is added into the embedding's own gradient.
+    """
+
+    def __init__(self, embedding):
+        super().__init__()
+        self.embedding = embedding
+        V = embedding.params["W"].shape[0]
+        self.add_param("b", np.zeros(V, dtype=embedding.params["W"].dtype))
+        self._h2 = None
+
+    def forward(self, h):
+        """h: (N, T, D) or (N, D) -> scores (N, T, V) or (N, V)."""
+        E = self.embedding.params["W"]
+        self._shape = h.shape
+        self._h2 = h.reshape(-1, E.shape[1])  # (N*T, D)
+        out = self._h2 @ E.T
+        out += self.params["b"]
+        return out.reshape(h.shape[:-1] + (E.shape[0],))
+
+    def backward(self, dscores):
+        """dscores: (..., V) -> dh (..., D); grads: embedding W += dscores^T h, b += sum."""
+        E = self.embedding.params["W"]
+        d2 = dscores.reshape(-1, E.shape[0])  # (N*T, V)
+        self.embedding.grads["W"] += d2.T @ self._h2
+        self.grads["b"] += d2.sum(axis=0)
+        return (d2 @ E).reshape(self._shape)
+
+
+class LanguageModelRNN(Layer):
+    """Next-token model: scores[n, t] = head(dropout(encoder(ids)[n, t])), (N, T, V).
+
+    Flat params `embed.W`, `rnn0.Wx`, `rnn0.Wh`, ..., `head.W`, `head.b` (with
+    tie_weights the head reuses `embed.W` transposed, so there is no `head.W`).
+    Dropout (rate `dropout`) is applied to the embeddings, between recurrent layers and
+    to the last layer's output; it is off in eval mode and while sampling.
+    """
+
+    def __init__(self, vocab_size, embed_size, hidden_size, cell="lstm", num_layers=1,
+                 dropout=0.0, tie_weights=False, dtype=np.float32, rng=None):
+        super().__init__()
+        if cell == "bag":
+            raise ValueError("a language model needs a recurrent cell: rnn, lstm or gru")
+        rng = as_rng(rng)
+        self.encoder = Encoder(vocab_size, embed_size, hidden_size, cell=cell,
+                               num_layers=num_layers, dropout=dropout, dtype=dtype, rng=rng)
+        self.tie_weights = bool(tie_weights)
+        if self.tie_weights and embed_size != hidden_size:
+            raise ValueError(f"tie_weights needs embed_size == hidden_size, "
+                             f"got {embed_size} and {hidden_size}")
+        self._dtype = dtype
+        self.add_child("", self.encoder)
+        self.drop = self.add_child("drop", Dropout(self.encoder.dropout, rng=rng))
+        if self.tie_weights:
+            head = TiedHead(self.encoder.embed)
+        else:
+            head = TemporalLinear(self.encoder.output_size, self.encoder.vocab_size,
+                                  dtype=dtype, rng=rng)
+        self.head = self.add_child("head", head)
+        self.vocab_size = self.encoder.vocab_size
+
+    # ---- configuration ----
+    def config(self):
+        """The constructor arguments as a JSON-able dict (dtype and rng are not included)."""
+        e = self.encoder
+        return {"vocab_size": e.vocab_size, "embed_size": e.embed_size,
+                "hidden_size": e.hidden_size, "cell": e.cell, "num_layers": e.num_layers,
+                "dropout": e.dropout, "tie_weights": self.tie_weights}
+
+    @classmethod
+    def from_config(cls, d, dtype=np.float32, rng=None):
+        """Build a model from `config()`'s dict (unknown or missing keys: ValueError)."""
+        if not isinstance(d, dict):
+            raise ValueError(f"model config must be a dict, got {type(d).__name__}")
+        unknown = sorted(set(d) - set(CONFIG_KEYS))
+        missing = sorted({"vocab_size", "embed_size", "hidden_size"} - set(d))
+        if unknown or missing:
+            raise ValueError(f"bad language model config: unknown keys {unknown}, "
+                             f"missing keys {missing}")
+        return cls(**d, dtype=dtype, rng=rng)
+
+    # ---- training ----
+    def forward(self, ids, state=None, mask=None):
+        """ids: (N, T) ints -> (scores (N, T, V), state: list of per-layer final states)."""
+        h, state = self.encoder.forward(ids, state, mask)
+        return self.head.forward(self.drop.forward(h)), state
+
+    def backward(self, dscores):
+        """dscores: (N, T, V) -> None; adds into every gradient."""
+        self.encoder.backward(self.drop.backward(self.head.backward(dscores)))
+
+    def loss(self, ids, targets, mask=None, state=None):
+        """Mean negative log-likelihood per valid target token; zeroes then fills `grads`.
+
+        ids, targets: (N, T) ints (targets[n, t] is the token after ids[n, t]); mask:
+        (N, T) bool, True where the target counts. Returns (loss, state), where state is
+        the final state to pass to the next window (cut from the gradient there).
+            loss = -sum_{valid n,t} log softmax(scores[n, t])[targets[n, t]] / #valid
+        """
+        targets = np.asarray(targets)
+        ids = np.asarray(ids)
+        if targets.shape != ids.shape:
+            raise ValueError(f"targets shape {targets.shape} does not match ids {ids.shape}")
+        count = ids.size if mask is None else int(np.count_nonzero(mask))
+        if count == 0:
+            raise ValueError("loss needs at least one valid target token")
+        self.zero_grad()
+        scores, state = self.forward(ids, state, mask)
+        loss, dscores = temporal_softmax_loss(scores, targets, mask, overwrite_scores=True)
+        # temporal_softmax_loss sums over steps and averages over N: rescale to per token
+        scale = ids.shape[0] / count
+        dscores *= scale
+        self.backward(dscores)
+        return float(loss) * scale, state
+
+    # ---- sampling ----
+    def generate(self, prompt_ids, length, temperature=1.0, top_k=None, top_p=None, rng=None,
+                 stop_id=None):
+        """Yield up to `length` token ids that follow `prompt_ids`, one at a time.
+
+        The prompt is run through once; then each new token is fed back as a T=1 step with
+        the carried recurrent state (O(1) work per token). Dropout is off while sampling
+        and the previous train/eval mode is restored afterwards. Generation stops early
+        after drawing `stop_id`, which is not yielded. See `lm.sampling` for temperature,
+        top_k and top_p; rng: np.random.Generator or seed (None = seed 0).
+        """
+        prompt = np.asarray(prompt_ids).reshape(-1)
+        if prompt.size == 0:
+            raise ValueError("the prompt must contain at least one token")
+        if not np.issubdtype(prompt.dtype, np.integer):
+            raise ValueError(f"prompt ids must be integers, got dtype {prompt.dtype}")
+        length = int(length)
+        if length < 0:
+            raise ValueError(f"length must be >= 0, got {length}")
+        rng = as_rng(rng)
+        was_training = self.training
+        self.eval()
+        try:
+            scores, state = self.forward(prompt[None, :].astype(np.int64))
+            logits = scores[0, -1]
+            x = np.empty((1, 1), dtype=np.int64)
+            for _ in range(length):
+                tok = sample_from_logits(logits, temperature, top_k, top_p, rng)
+                if stop_id is not None and tok == stop_id:
+                    return
+                yield tok
+                x[0, 0] = tok
+                h, state = self.encoder.forward(x, state)
+                logits = self.head.forward(h[:, 0])[0]  # (1, H) -> (V,)
+        finally:
+            self.train(was_training)
+
+    def sample(self, prompt_ids, length, temperature=1.0, top_k=None, top_p=None, rng=None,
+               stop_id=None):
+        """The list of up to `length` ids generated after `prompt_ids` (see `generate`)."""
+        return list(self.generate(prompt_ids, length, temperature, top_k, top_p, rng, stop_id))
