@@ -1,0 +1,138 @@
+"""Write PyTorch reference outputs and gradients for our recurrent layers to tests/fixtures/.
+
+Usage: python scripts/make_torch_fixtures.py [--out tests/fixtures]
+
+For nn.RNN (tanh), nn.LSTM and nn.GRU (batch_first, one layer, float64), unidirectional
+and bidirectional, it runs forward with fixed weights, inputs and initial states, with
+and without variable lengths (pack_padded_sequence), then backward with a fixed random
+upstream gradient on the outputs, and saves everything in OUR layout as plain arrays
+(np.load(..., allow_pickle=False) works), so tests/test_torch_reference.py needs no torch.
+
+Keys in each .npz:
+  x (N, T, D), mask (N, T) bool, lengths (N,), dout (N, T, H or 2H): inputs;
+  h0, c0 (N, H) or (H,) (absent for bidirectional: zeros);
+  param.<name>: weights in our layout (Wx (D, G*H), Wh (H, G*H), b or bx, bh;
+    bidirectional: fwd.<name>, bwd.<name>);
+  out (N, T, H or 2H), zero at padded steps like pad_packed_sequence;
+  hN, cN: final states, (N, H) or (2, N, H) for bidirectional (forward, backward);
+  dx, dh0, dc0 and grad.<name>: gradients of sum(out * dout).
+Mapping: Wx = weight_ih.T, Wh = weight_hh.T; RNN/LSTM b = bias_ih + bias_hh; LSTM gate
+blocks reordered from PyTorch's i, f, g, o to our i, f, o, g; GRU bx = bias_ih,
+bh = bias_hh, blocks r, z, n as in PyTorch.
+"""
+import argparse
+import os
+
+import numpy as np
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+N, T, D, H = 3, 4, 3, 5                     # H != D, so transposes cannot hide
+LENGTHS = [4, 2, 1]                         # one full row, so padding keeps T steps
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+MODULES = {"rnn": lambda **kw: torch.nn.RNN(nonlinearity="tanh", **kw),
+           "lstm": torch.nn.LSTM, "gru": torch.nn.GRU}
+
+
+def block_order(cell):
+    """Our gate blocks as indices into PyTorch's blocks."""
+    return [0, 1, 3, 2] if cell == "lstm" else list(range(GATES[cell]))
+
+
+def to_ours(cell, w):
+    """PyTorch (G*H, ...) weight or (G*H,) bias -> rows reordered into our gate order."""
+    blocks = [w[k * H:(k + 1) * H] for k in block_order(cell)]
+    return torch.cat(blocks, dim=0)
+
+
+def our_params(cell, mod, suffix, grads=False):
+    """Weights (or their gradients) of one direction of `mod`, in our layout, as numpy."""
+    get = (lambda p: p.grad) if grads else (lambda p: p.detach())
+    w_ih = get(getattr(mod, "weight_ih_l0" + suffix))
+    w_hh = get(getattr(mod, "weight_hh_l0" + suffix))
+    b_ih = get(getattr(mod, "bias_ih_l0" + suffix))
+    b_hh = get(getattr(mod, "bias_hh_l0" + suffix))
+    out = {"Wx": to_ours(cell, w_ih).T.numpy(), "Wh": to_ours(cell, w_hh).T.numpy()}
+    if cell == "gru":
+        out["bx"], out["bh"] = b_ih.numpy(), b_hh.numpy()
+    elif grads:
+        # b = bias_ih + bias_hh, so dL/db = dL/dbias_ih (== dL/dbias_hh)
+        out["b"] = to_ours(cell, b_ih).numpy()
+    else:
+        out["b"] = to_ours(cell, b_ih + b_hh).numpy()
+    return {k: np.ascontiguousarray(v) for k, v in out.items()}
+
+
+def run_case(cell, bidirectional, packed, h0_kind, seed):
+    """Run one configuration; return the dict of arrays to save."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    mod = MODULES[cell](input_size=D, hidden_size=H, batch_first=True,
+                        bidirectional=bidirectional).double()
+    with torch.no_grad():                   # wider than the default init: saturate a little
+        for p in mod.parameters():
+            p.uniform_(-0.8, 0.8, generator=g)
+    x = torch.randn(N, T, D, generator=g, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor(LENGTHS if packed else [T] * N)
+    mask = torch.arange(T)[None, :] < lengths[:, None]
+    ndir = 2 if bidirectional else 1
+    dout = torch.randn(N, T, ndir * H, generator=g, dtype=torch.float64)
+
+    states, leaves = [], {}
+    if h0_kind != "none":
+        shape = (N, H) if h0_kind == "batch" else (H,)
+        for name in ["h0", "c0"] if cell == "lstm" else ["h0"]:
+            leaf = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+            leaves[name] = leaf
+            states.append(leaf.expand(N, H).unsqueeze(0))   # (1, N, H); shared (H,) sums grads
+    hx = None if not states else (tuple(states) if cell == "lstm" else states[0])
+
+    inp = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False) if packed else x
+    out, hn = mod(inp, hx)
+    if packed:
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=T)  # zeros when padded
+    (out * dout).sum().backward()
+
+    hN, cN = (hn if cell == "lstm" else (hn, None))
+    res = {"x": x.detach().numpy(), "mask": mask.numpy(), "lengths": lengths.numpy(),
+           "dout": dout.numpy(), "out": out.detach().numpy(), "dx": x.grad.numpy()}
+    res["hN"] = (hN if bidirectional else hN[0]).detach().numpy()
+    if cN is not None:
+        res["cN"] = (cN if bidirectional else cN[0]).detach().numpy()
+    for name, leaf in leaves.items():
+        res[name] = leaf.detach().numpy()
+        res["d" + name] = leaf.grad.numpy()
+    directions = [("fwd.", ""), ("bwd.", "_reverse")] if bidirectional else [("", "")]
+    for prefix, suffix in directions:
+        for k, v in our_params(cell, mod, suffix).items():
+            res[f"param.{prefix}{k}"] = v
+        for k, v in our_params(cell, mod, suffix, grads=True).items():
+            res[f"grad.{prefix}{k}"] = v
+    return res
+
+
+CASES = {  # name suffix: (bidirectional, packed, h0 kind)
+    "full_h0": (False, False, "batch"),
+    "packed_h0": (False, True, "batch"),
+    "packed_shared_h0": (False, True, "shared"),
+    "packed_no_h0": (False, True, "none"),
+    "bi_full": (True, False, "none"),
+    "bi_packed": (True, True, "none"),
+}
+
+
+def main(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    for ci, cell in enumerate(GATES):
+        for k, (name, (bi, packed, h0_kind)) in enumerate(CASES.items()):
+            res = run_case(cell, bi, packed, h0_kind, seed=100 * ci + k)
+            res["torch_version"] = np.array(torch.__version__)
+            path = os.path.join(out_dir, f"torch_{cell}_{name}.npz")
+            np.savez(path, **res)
+            print(f"wrote {path} ({len(res)} arrays)")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
+    main(os.path.normpath(ap.parse_args().out))
