@@ -1,0 +1,211 @@
+"""Loading a corpus: stream a text file in chunks, count tokens, encode once into ids.
+
+Two passes over the file, never holding its text whole: the first counts tokens (and
+builds the Vocab), the second writes ids into one preallocated array of the narrowest
+dtype (uint8 when the vocabulary has at most 256 entries). Peak memory is about the id
+array plus a few chunks, so a 100 MB file trains in a few hundred MB and a 200 MB
+single-line file tokenises in well under three times its size.
+
+Chunk boundaries are moved to safe points before tokenising: a word tokeniser sees
+whole class runs (cut before the last run of non-space characters), `lowercase` sees
+whole words (`str.lower` of a final sigma depends on its neighbours), line mode sees
+whole lines; iter_text already keeps CRLF pairs and multi-byte characters together.
+The char level without lowercase needs no cut and takes a numpy fast path: code points
+from `str.encode("utf-32-le")`, `np.bincount` to count, a lookup table to encode.
+"""
+import os
+from collections import Counter
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import regex
+
+from .text import CHUNK_BYTES, iter_text
+from .vocab import LINE_SPECIALS, SPECIALS, WORD_PATTERN, WORD_RE, Vocab, check_level, \
+    is_space
+
+NUM_CODEPOINTS = 0x110000
+_SAFE_SPLIT = regex.compile(r"\s\S", flags=regex.REVERSE)  # last space -> non-space edge
+_LAST_TOKEN = regex.compile(f"(?:{WORD_PATTERN})\\Z", flags=regex.REVERSE | regex.DOTALL)
+
+
+@dataclass
+class Corpus:
+    """A tokenised corpus.
+
+    ids: (num_tokens,) narrowest int dtype, the whole token stream; in line mode the
+        lines' tokens back to back (no newlines, no markers).
+    offsets: line mode only, (num_lines + 1,) int64: line k is ids[offsets[k]:offsets[k+1]].
+    """
+    ids: np.ndarray
+    vocab: Vocab
+    path: str
+    level: str
+    lowercase: bool
+    line_mode: bool
+    num_bytes: int
+    offsets: Optional[np.ndarray] = None
+
+    @property
+    def name(self):
+        return os.path.splitext(os.path.basename(self.path))[0]
+
+    @property
+    def num_lines(self):
+        return None if self.offsets is None else len(self.offsets) - 1
+
+
+def _codepoints(text):
+    """text -> (len,) uint32 code points (a view on one temporary bytes object)."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _cut(text, level, lowercase, line_mode, final, limit):
+    """Index where `text` (carry + new chunk) may be cut without changing any token."""
+    if final:
+        return len(text)
+    if line_mode:
+        return text.rfind("\n") + 1  # whole lines only (a line longer than a chunk waits)
+    if level == "char" and not lowercase:
+        return len(text)
+    m = _SAFE_SPLIT.search(text)
+    if m is not None:
+        return m.start() + 1
+    if len(text) > limit:  # no space in `limit` characters: cut at a class edge, or anywhere
+        m = _LAST_TOKEN.search(text) if level == "word" else None
+        return m.start() if m is not None and m.start() > 0 else len(text)
+    return 0
+
+
+def _pieces(path, level, lowercase, line_mode, encoding, errors, chunk_bytes):
+    """Yield the (lowered) text of `path` in pieces cut at safe points."""
+    carry, chunks = "", iter_text(path, encoding, errors, chunk_bytes)
+    limit = 4 * chunk_bytes
+    for chunk in _with_end(chunks):
+        text = carry + chunk if chunk is not None else carry
+        cut = _cut(text, level, lowercase, line_mode, chunk is None, limit)
+        piece, carry = text[:cut], text[cut:]
+        if piece:
+            yield piece.lower() if lowercase else piece
+
+
+def _with_end(chunks):
+    """The chunks, then None to mark the end."""
+    yield from chunks
+    yield None
+
+
+def _lines(piece):
+    """Non-blank lines of a piece of whole lines (blank and whitespace-only are skipped)."""
+    return [line for line in piece.split("\n") if line and not is_space(line)]
+
+
+def _count(pieces, level, line_mode):
+    """First pass: (token counts (Counter), number of tokens, number of lines)."""
+    counts, cp_counts, num_tokens, num_lines = Counter(), None, 0, 0
+    for piece in pieces:
+        if line_mode:
+            lines = _lines(piece)
+            num_lines += len(lines)
+            for line in lines:
+                tokens = line if level == "char" else WORD_RE.findall(line)
+                counts.update(tokens)
+                num_tokens += len(tokens)
+        elif level == "char":
+            binc = np.bincount(_codepoints(piece))
+            if cp_counts is None:
+                cp_counts = np.zeros(NUM_CODEPOINTS, dtype=np.int64)
+            cp_counts[:len(binc)] += binc
+            num_tokens += len(piece)
+        else:
+            tokens = WORD_RE.findall(piece)
+            counts.update(tokens)
+            num_tokens += len(tokens)
+    if cp_counts is not None:
+        counts.update({chr(c): int(cp_counts[c]) for c in np.flatnonzero(cp_counts)})
+    return counts, num_tokens, num_lines
+
+
+def _char_table(vocab):
+    """Lookup table code point -> id; zeros mean <unk> (id 0)."""
+    lut = np.zeros(NUM_CODEPOINTS, dtype=vocab.dtype)
+    for i, t in enumerate(vocab.itos):
+        if len(t) == 1 and i >= len(vocab.specials):
+            lut[ord(t)] = i
+    return lut
+
+
+def _encode(pieces, vocab, level, line_mode, num_tokens, num_lines):
+    """Second pass: fill one preallocated id array (and line offsets)."""
+    ids = np.empty(num_tokens, dtype=vocab.dtype)
+    offsets = np.zeros(num_lines + 1, dtype=np.int64) if line_mode else None
+    lut = _char_table(vocab) if level == "char" else None
+    pos, line = 0, 0
+    for piece in pieces:
+        if line_mode:
+            lines = _lines(piece)
+            if level == "char":
+                lens = [len(s) for s in lines]
+                new = lut[_codepoints("".join(lines))]
+            else:
+                toks = [WORD_RE.findall(s) for s in lines]
+                lens = [len(t) for t in toks]
+                new = vocab.encode([t for ts in toks for t in ts])
+            offsets[line + 1:line + 1 + len(lines)] = pos + np.cumsum(lens)
+            line += len(lines)
+        else:
+            new = lut[_codepoints(piece)] if level == "char" else vocab.encode(
+                WORD_RE.findall(piece))
+        if pos + len(new) > num_tokens or (line_mode and line > num_lines):
+            raise ValueError("the file changed while it was being read")
+        ids[pos:pos + len(new)] = new
+        pos += len(new)
+    if pos != num_tokens:
+        raise ValueError("the file changed while it was being read")
+    return ids, offsets
+
+
+def check_trainable(counts, num_tokens, path, level, line_mode):
+    """One-line ValueError for text a language model cannot learn from."""
+    what = "token" if level == "word" else "symbol"
+    if num_tokens == 0:
+        raise ValueError(f"{path} has no non-blank lines (--line_mode)" if line_mode
+                         else f"{path} contains no text")
+    if all(is_space(t) for t in counts):
+        raise ValueError(f"{path} contains only whitespace ({num_tokens:,} {what}s)")
+    if len(counts) == 1:
+        (tok, n), = counts.items()
+        raise ValueError(f"{path} has only one distinct {what} ({tok!r}, {n:,} times); "
+                         "a language model needs at least two")
+
+
+def load_corpus(path, level="char", lowercase=False, min_count=1, max_vocab=None,
+                line_mode=False, encoding="utf-8", errors="strict", vocab=None,
+                chunk_bytes=CHUNK_BYTES):
+    """Read, tokenise and encode a text file into a Corpus, in two streaming passes.
+
+    With `vocab` (resuming, evaluating, --init_from) that vocabulary is used as is,
+    with its own level and lowercase; unknown tokens become `<unk>`. Otherwise a Vocab
+    is built from the counts (specials `<unk>`, plus `<bos>`, `<eos>` in line mode).
+    Raises FileNotFoundError / ValueError with a one-line message for unusable input.
+    """
+    path = os.fspath(path)
+    if vocab is not None:
+        level, lowercase = vocab.level, vocab.lowercase
+    check_level(level)
+    args = (path, level, lowercase, line_mode, encoding, errors, chunk_bytes)
+    counts, num_tokens, num_lines = _count(_pieces(*args), level, line_mode)
+    if vocab is None:
+        check_trainable(counts, num_tokens, path, level, line_mode)
+        vocab = Vocab.build(counts, min_count, max_vocab,
+                            LINE_SPECIALS if line_mode else SPECIALS, level, lowercase)
+    elif num_tokens == 0:
+        check_trainable(counts, num_tokens, path, level, line_mode)
+    elif line_mode and vocab.bos_id is None:
+        raise ValueError("--line_mode needs a vocabulary with <bos> and <eos> "
+                         "(this one was built without --line_mode)")
+    del counts
+    ids, offsets = _encode(_pieces(*args), vocab, level, line_mode, num_tokens, num_lines)
+    return Corpus(ids, vocab, path, level, bool(lowercase), bool(line_mode),
+                  os.path.getsize(path), offsets)

@@ -1,0 +1,196 @@
+"""Tokenisers (char and word level) and the Vocab that maps tokens to integer ids.
+
+Levels:
+- "char": every Unicode code point is a token.
+- "word": maximal runs of letters (with combining marks), runs of digits, runs of
+  whitespace, and every other character (punctuation, symbols) on its own. Whitespace
+  is kept, so `detokenize(tokenize(text)) == text` exactly at both levels.
+`lowercase=True` lowercases the text (`str.lower`) before it is cut into tokens.
+
+Vocab ids: the specials come first, `<unk>` is always id 0 (so padding with 0 and a
+mask is safe, and a lookup table filled with zeros maps unknown symbols to `<unk>`);
+line mode adds `<bos>` = 1 and `<eos>` = 2. Then the tokens by decreasing count, ties
+by token string, so a vocabulary is a pure function of the counts. Unknown tokens map
+to `<unk>`, never to a KeyError.
+"""
+import difflib
+import unicodedata
+from collections import Counter
+from collections.abc import Mapping
+
+import numpy as np
+import regex
+
+UNK, BOS, EOS = "<unk>", "<bos>", "<eos>"
+SPECIALS = (UNK,)
+LINE_SPECIALS = (UNK, BOS, EOS)
+
+# Class-run tokens: a boundary depends only on the two characters beside it, which is
+# what lets lm.stream tokenise a file chunk by chunk (see _SAFE_SPLIT there).
+WORD_PATTERN = r"[\p{L}\p{M}]+|\p{N}+|\s+|."
+WORD_RE = regex.compile(WORD_PATTERN, flags=regex.DOTALL)
+_SPACE_RE = regex.compile(r"\s+")
+
+
+def _char_tokens(text):
+    return list(text)
+
+
+def _word_tokens(text):
+    return WORD_RE.findall(text)
+
+
+LEVELS = {"char": _char_tokens, "word": _word_tokens}
+
+
+def check_level(level):
+    """Raise ValueError unless `level` is a known tokenisation level."""
+    if level not in LEVELS:
+        raise ValueError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}")
+    return level
+
+
+def tokenize(text, level="char", lowercase=False):
+    """Cut `text` (str) into a list of str tokens; `"".join(tokens)` is the (lowered) text."""
+    check_level(level)
+    return LEVELS[level](text.lower() if lowercase else text)
+
+
+def detokenize(tokens, level="char"):
+    """Inverse of tokenize: both levels keep whitespace, so the text is the concatenation."""
+    check_level(level)
+    return "".join(tokens)
+
+
+def is_space(token):
+    """True for a token made only of (Unicode) whitespace."""
+    return _SPACE_RE.fullmatch(token) is not None
+
+
+def id_dtype(size):
+    """Narrowest unsigned/int dtype for ids < size: uint8, uint16 or int32."""
+    if size <= 1 << 8:
+        return np.dtype(np.uint8)
+    if size <= 1 << 16:
+        return np.dtype(np.uint16)
+    return np.dtype(np.int32)
+
+
+class Vocab:
+    """Bidirectional token <-> id map. `itos`: list of tokens, `stoi`: dict token -> id."""
+
+    def __init__(self, itos, specials=SPECIALS, level="char", lowercase=False):
+        itos, specials = [str(t) for t in itos], tuple(specials)
+        if not specials or specials[0] != UNK or list(itos[:len(specials)]) != list(specials):
+            raise ValueError(f"vocabulary must start with the specials {specials} "
+                             f"and {UNK!r} must be first")
+        if len(set(itos)) != len(itos):
+            raise ValueError("vocabulary has duplicate tokens")
+        self.itos, self.specials = itos, specials
+        self.level, self.lowercase = check_level(level), bool(lowercase)
+        self.stoi = {t: i for i, t in enumerate(itos)}
+        self.unk_id = 0
+        self.bos_id = self.stoi.get(BOS)
+        self.eos_id = self.stoi.get(EOS)
+        self.dtype = id_dtype(len(itos))
+
+    @classmethod
+    def build(cls, tokens_or_counter, min_count=1, max_vocab=None, specials=SPECIALS,
+              level="char", lowercase=False):
+        """Vocabulary of the tokens seen at least `min_count` times, at most `max_vocab`
+        entries in all (specials included), most frequent first."""
+        specials = tuple(specials) if UNK in specials else (UNK,) + tuple(specials)
+        if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) \
+                or min_count < 1:
+            raise ValueError(f"--min_count must be a positive integer, not {min_count!r}")
+        if max_vocab is not None and (isinstance(max_vocab, bool) or not isinstance(
+                max_vocab, (int, np.integer)) or max_vocab <= len(specials)):
+            raise ValueError(f"--max_vocab must be an integer above {len(specials)} "
+                             f"(the special tokens {', '.join(specials)}), not {max_vocab!r}")
+        counts = tokens_or_counter if isinstance(tokens_or_counter, Mapping) \
+            else Counter(tokens_or_counter)
+        kept = sorted(((c, t) for t, c in counts.items() if c >= min_count and
+                       t not in specials), key=lambda ct: (-ct[0], ct[1]))
+        if not kept:
+            top = max(counts.values(), default=0)
+            raise ValueError(f"--min_count {min_count} leaves no tokens in the vocabulary "
+                             f"(the most frequent token occurs {top} times)")
+        itos = list(specials) + [t for _, t in kept]
+        if max_vocab is not None:
+            itos = itos[:max_vocab]
+        return cls(itos, specials, level, lowercase)
+
+    def __len__(self):
+        return len(self.itos)
+
+    def __contains__(self, token):
+        return token in self.stoi
+
+    def __getitem__(self, token):
+        """Id of `token`, `unk_id` if unknown."""
+        return self.stoi.get(token, self.unk_id)
+
+    def __eq__(self, other):
+        return isinstance(other, Vocab) and self.to_json() == other.to_json()
+
+    def encode(self, tokens):
+        """tokens: list of str -> ids (len,) in the narrowest dtype; unknown -> unk_id."""
+        get, unk = self.stoi.get, self.unk_id
+        return np.fromiter((get(t, unk) for t in tokens), dtype=self.dtype, count=len(tokens))
+
+    def decode(self, ids):
+        """ids: iterable of ints -> list of str tokens. Ids out of range raise ValueError."""
+        ids = np.asarray(ids).ravel()
+        if ids.size and (ids.min() < 0 or ids.max() >= len(self.itos)):
+            raise ValueError(f"token id out of range [0, {len(self.itos)})")
+        return [self.itos[i] for i in ids.tolist()]
+
+    def encode_text(self, text):
+        """Tokenise `text` at this vocabulary's level and case, then encode it."""
+        return self.encode(tokenize(text, self.level, self.lowercase))
+
+    def decode_text(self, ids, keep_specials=False):
+        """ids -> text. `<bos>`/`<eos>` are dropped unless keep_specials; `<unk>` shows."""
+        drop = set() if keep_specials else {self.bos_id, self.eos_id} - {None}
+        ids = [i for i in np.asarray(ids).ravel().tolist() if i not in drop]
+        return detokenize(self.decode(ids), self.level)
+
+    def closest(self, token, n=3):
+        """Up to `n` vocabulary tokens that look like `token`, best first (for warnings).
+
+        Case and accent variants come first (they matter for single characters, where
+        difflib's ratio is useless), then difflib's close matches.
+        """
+        out = []
+        bare = "".join(c for c in unicodedata.normalize("NFKD", token)
+                       if not unicodedata.combining(c))
+        for cand in (token.lower(), token.upper(), token.capitalize(), bare, bare.lower(),
+                     bare.upper()):
+            if cand != token and cand in self.stoi and cand not in out:
+                out.append(cand)
+        words = [t for t in self.itos[len(self.specials):] if t not in out]
+        out += difflib.get_close_matches(token, words, n=n, cutoff=0.6)
+        return out[:n]
+
+    def to_json(self):
+        """A JSON-able dict that from_json turns back into an equal Vocab."""
+        return {"format": "lm.vocab", "version": 1, "level": self.level,
+                "lowercase": self.lowercase, "specials": list(self.specials),
+                "itos": list(self.itos)}
+
+    @classmethod
+    def from_json(cls, d):
+        """Inverse of to_json; ValueError (one line) for anything malformed."""
+        if not isinstance(d, dict) or d.get("format") != "lm.vocab":
+            raise ValueError("not an lm vocabulary (missing \"format\": \"lm.vocab\")")
+        itos, specials = d.get("itos"), d.get("specials", list(SPECIALS))
+        for key, val in (("itos", itos), ("specials", specials)):
+            if not isinstance(val, list) or not all(isinstance(t, str) for t in val):
+                raise ValueError(f"vocabulary {key!r} must be a list of strings")
+        if not isinstance(d.get("lowercase", False), bool):
+            raise ValueError("vocabulary 'lowercase' must be true or false")
+        return cls(itos, specials, d.get("level", "char"), d.get("lowercase", False))
+
+    def __repr__(self):
+        return (f"Vocab({len(self)} tokens, level={self.level!r}, "
+                f"lowercase={self.lowercase}, specials={self.specials})")
