@@ -1,0 +1,150 @@
+"""LSTM: the long short-term memory layer (gates i, f, o, g), one step at a time and over sequences."""
+import numpy as np
+
+from .recurrent import Recurrent, sigmoid, sigmoid_
+
+
+def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
+    """One step. With a = x Wx + prev_h Wh + b split into blocks a_i, a_f, a_o, a_g:
+
+        i, f, o = sigmoid(a_i), sigmoid(a_f), sigmoid(a_o);  g = tanh(a_g)
+        next_c = f * prev_c + i * g;  next_h = o * tanh(next_c)
+
+    x: (N, D), prev_h, prev_c: (N, H), Wx: (D, 4H), Wh: (H, 4H), b: (4H,).
+    Returns next_h, next_c (N, H) and the cache for `lstm_step_backward`.
+    """
+    H = prev_h.shape[1]
+    a = x @ Wx + prev_h @ Wh + b
+    i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), sigmoid(a[:, 2 * H:3 * H])
+    g = np.tanh(a[:, 3 * H:])
+    next_c = f * prev_c + i * g
+    tanh_c = np.tanh(next_c)
+    next_h = o * tanh_c
+    return next_h, next_c, (x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c)
+
+
+def lstm_step_backward(dnext_h, dnext_c, cache):
+    """dnext_h, dnext_c: (N, H) -> (dx, dprev_h, dprev_c, dWx, dWh, db)."""
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
+    dc = dnext_c + dnext_h * o * (1 - tanh_c ** 2)
+    # derivatives from cached outputs: sigmoid' = s (1 - s), tanh' = 1 - t^2
+    da = np.concatenate([dc * g * i * (1 - i),
+                         dc * prev_c * f * (1 - f),
+                         dnext_h * tanh_c * o * (1 - o),
+                         dc * i * (1 - g ** 2)], axis=1)
+    return (da @ Wx.T, da @ Wh.T, dc * f,
+            x.T @ da, prev_h.T @ da, da.sum(axis=0))
+
+
+class LSTM(Recurrent):
+    """LSTM layer. Params Wx (D, 4H), Wh (H, 4H), b (4H,), gate blocks in order i, f, o, g."""
+
+    state_names = ("h", "c")
+
+    def __init__(self, input_dim, hidden_dim, dtype=np.float32, rng=None):
+        super().__init__(input_dim, hidden_dim, dtype, rng)
+        D, H = self.input_dim, self.hidden_dim
+        self._init_param("Wx", (D, 4 * H))
+        self._init_param("Wh", (H, 4 * H))
+        self._init_param("b", (4 * H,))
+        self.dc0 = None
+
+    def step_forward(self, x, prev_h, prev_c):
+        """x: (N, D), prev_h, prev_c: (N, H) -> (next_h, next_c, cache)."""
+        p, dt = self.params, self._dtype
+        return lstm_step_forward(np.asarray(x, dt), np.asarray(prev_h, dt),
+                                 np.asarray(prev_c, dt), p["Wx"], p["Wh"], p["b"])
+
+    def step_backward(self, dnext_h, dnext_c, cache):
+        """-> (dx, dprev_h, dprev_c, dWx, dWh, db); `grads` is left alone."""
+        dt = self._dtype
+        return lstm_step_backward(np.asarray(dnext_h, dt), np.asarray(dnext_c, dt), cache)
+
+    def forward(self, x, h0=None, c0=None, mask=None):
+        """x: (N, T, D); h0, c0: None, (N, H) or (H,); mask: (N, T) bool or None.
+
+        Returns h: (N, T, H), zero at padded steps; sets `final_state = (h_last, c_last)`.
+        """
+        xt, mask, lengths = self._prepare(x, mask)
+        T, N, D = xt.shape
+        H = self.hidden_dim
+        Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
+        h_init, h_shared = self._initial(h0, N, "h0")
+        c_init, c_shared = self._initial(c0, N, "c0")
+        gates = self._buffer("gates", (T, N, 4 * H))  # x_t Wx + b, then i, f, o, g in place
+        hs = self._buffer("hs", (T + 1, N, H))         # hs[0] = h0, hs[t+1] = h_t
+        cs = self._buffer("cs", (T + 1, N, H))         # cs[0] = c0, cs[t+1] = c_t
+        tanh_cs = self._buffer("tanh_cs", (T, N, H))   # tanh(c_t), for h_t and for backward
+        hh = self._buffer("hh", (N, 4 * H))            # h_{t-1} Wh, then i * g
+        hs[0], cs[0] = h_init, c_init
+        # the input projection of all steps in one product
+        np.matmul(xt.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H))
+        gates += b
+        for t in range(T):
+            a = gates[t]
+            np.matmul(hs[t], Wh, out=hh)
+            a += hh                                    # a = x_t Wx + b + h_{t-1} Wh
+            # i, f, o: one sigmoid over the contiguous block; g: tanh
+            sigmoid_(a[:, :3 * H])
+            np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
+            i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+            c = cs[t + 1]
+            np.multiply(f, cs[t], out=c)
+            ig = np.multiply(i, g, out=hh[:, :H])
+            c += ig                                    # c_t = f c_{t-1} + i g
+            np.tanh(c, out=tanh_cs[t])
+            np.multiply(o, tanh_cs[t], out=hs[t + 1])  # h_t = o tanh(c_t)
+        self._cache = (xt, gates, hs, cs, tanh_cs, mask, h_shared, c_shared)
+        self.final_state = (self._final(hs, lengths), self._final(cs, lengths))
+        return self._outputs(hs, mask)
+
+    def backward(self, dh):
+        """dh: (N, T, H) -> (dx (N, T, D), dh0); the gradient of c0 is left in `self.dc0`.
+
+        dh0 and dc0 are (N, H), or (H,) where the initial state was shared. Adds dWx, dWh,
+        db into `grads`.
+        """
+        xt, gates, hs, cs, tanh_cs, mask, h_shared, c_shared = self._check_cache()
+        T, N, D = xt.shape
+        H = self.hidden_dim
+        dh = self._upstream(dh, (N, T, H), mask)
+        Wx, Wh = self.params["Wx"], self.params["Wh"]
+        dgates = self._buffer("dgates", (T, N, 4 * H))  # gradient of the pre-activations a_t
+        dht = self._buffer("dht", (N, H))
+        tmp = self._buffer("tmp", (N, H))
+        dsig = self._buffer("dsig", (N, 3 * H))
+        dnext_h = np.zeros((N, H), dtype=self._dtype)  # reaches h_t from step t+1
+        dnext_c = np.zeros((N, H), dtype=self._dtype)  # reaches c_t from step t+1
+        for t in range(T - 1, -1, -1):
+            ifo = gates[t, :, :3 * H]
+            i, f, o, g = (gates[t, :, k * H:(k + 1) * H] for k in range(4))
+            da = dgates[t]
+            di, df, do, dg = (da[:, k * H:(k + 1) * H] for k in range(4))
+            np.add(dh[:, t], dnext_h, out=dht)
+            np.multiply(dht, tanh_cs[t], out=do)
+            # dc_t = dnext_c + dht * o * (1 - tanh(c_t)^2)
+            np.multiply(tanh_cs[t], tanh_cs[t], out=tmp)
+            np.subtract(1, tmp, out=tmp)
+            tmp *= o
+            tmp *= dht
+            dc = np.add(dnext_c, tmp, out=dnext_c)
+            np.multiply(dc, g, out=di)
+            np.multiply(dc, cs[t], out=df)
+            np.multiply(dc, i, out=dg)
+            dc *= f                                    # now dc_{t-1}
+            # through the nonlinearities, from cached outputs: s (1 - s) and 1 - g^2
+            np.subtract(1, ifo, out=dsig)
+            dsig *= ifo
+            da[:, :3 * H] *= dsig
+            np.multiply(g, g, out=tmp)
+            np.subtract(1, tmp, out=tmp)
+            dg *= tmp
+            np.matmul(da, Wh.T, out=dnext_h)
+        dA = dgates.reshape(T * N, 4 * H)
+        # weight gradients: one product each over all steps
+        self.grads["Wx"] += xt.reshape(T * N, D).T @ dA
+        self.grads["Wh"] += hs[:-1].reshape(T * N, H).T @ dA
+        self.grads["b"] += dA.sum(axis=0)
+        dx = self._input_grad((dA @ Wx.T).reshape(T, N, D))
+        self.dc0 = self._initial_grad(dnext_c, c_shared)
+        return dx, self._initial_grad(dnext_h, h_shared)

@@ -1,0 +1,160 @@
+"""Machinery shared by the recurrent layers: inputs, masks and NaN padding, initial and final states, buffers."""
+import numpy as np
+
+from .base import Layer, as_rng
+
+
+def sigmoid(x):
+    """Logistic function 1 / (1 + exp(-x)), written as 0.5 * tanh(0.5 x) + 0.5 (no overflow)."""
+    return 0.5 * np.tanh(0.5 * x) + 0.5
+
+
+def sigmoid_(a):
+    """In-place sigmoid of the array (or view) a, through one tanh; returns a."""
+    a *= 0.5
+    np.tanh(a, out=a)
+    a *= 0.5
+    a += 0.5
+    return a
+
+
+def resolve_mask(x, mask=None):
+    """The padding of x (N, T, D) as (mask (N, T) bool or None, lengths (N,) int or None).
+
+    A given mask is checked: shape (N, T) and valid steps a prefix of each row. With no
+    mask, steps whose features are all NaN are padding. (None, None) means "no padding":
+    every step of every row is valid, and callers skip all mask work.
+    """
+    N, T = x.shape[:2]
+    if mask is None:
+        # cheap test first: an all-NaN step has a NaN in feature 0
+        if x.shape[2] == 0 or not np.isnan(x[:, :, 0]).any():
+            return None, None
+        mask = ~np.isnan(x).all(axis=2)
+        what = "the NaN padding of x (all-NaN steps)"
+    else:
+        mask = np.asarray(mask)
+        if mask.shape != (N, T):
+            raise ValueError(f"mask must have shape {(N, T)} like x's first two axes, got {mask.shape}")
+        mask = mask.astype(bool, copy=False)
+        what = "mask"
+    if np.any(mask[:, 1:] & ~mask[:, :-1]):
+        raise ValueError(f"{what} must mark a prefix of each row: valid steps first, then padding")
+    if mask.all():
+        return None, None
+    return mask, mask.sum(axis=1)
+
+
+class Recurrent(Layer):
+    """Base of VanillaRNN, LSTM and GRU: parameter init and the sequence plumbing.
+
+    Internally sequences are time-major, (T, N, .), so that each step reads and writes
+    contiguous (N, .) blocks and the states h_{t-1} of all steps stack into one (T*N, H)
+    matrix for the weight gradients. Subclasses set `state_names` (("h",) or ("h", "c")).
+
+    Masks: valid steps are a prefix of each row, so every row is run for all T steps and
+    only at the edges does the mask act: padded inputs are zeroed, padded outputs and
+    their upstream gradients are zeroed, and the final state is gathered at each row's
+    last valid step. Steps after a row's end then influence nothing, get exactly zero
+    gradient, and the time loop needs no per-step mask work.
+    """
+
+    state_names = ("h",)
+
+    def __init__(self, input_dim, hidden_dim, dtype=np.float32, rng=None):
+        super().__init__()
+        for name, value in (("input_dim", input_dim), ("hidden_dim", hidden_dim)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self.input_dim = int(input_dim)
+        self.hidden_dim = self.output_size = int(hidden_dim)
+        self._dtype = np.dtype(dtype)
+        if self._dtype.kind != "f":
+            raise ValueError(f"dtype must be a floating type, got {self._dtype}")
+        self._rng = as_rng(rng)
+        self.final_state = None
+        self._cache = None
+        self._work = {}
+
+    def _init_param(self, name, shape):
+        """Register a parameter drawn from uniform(-1/sqrt(H), 1/sqrt(H)), as PyTorch does."""
+        k = 1.0 / np.sqrt(self.hidden_dim)
+        return self.add_param(name, self._rng.uniform(-k, k, shape).astype(self._dtype))
+
+    def _buffer(self, name, shape):
+        """A work array of `shape`, reused across calls (no fresh pages every batch).
+
+        Never returned to the caller: outputs, final states and gradients are new arrays.
+        """
+        size = int(np.prod(shape))
+        buf = self._work.get(name)
+        if buf is None or buf.size < size:
+            buf = self._work[name] = np.empty(size, dtype=self._dtype)
+        return buf[:size].reshape(shape)
+
+    def _prepare(self, x, mask):
+        """x (N, T, D) -> (xt (T, N, D) time-major copy in the layer's dtype, padded steps
+        zeroed; mask (N, T) or None; lengths (N,) or None)."""
+        x = np.asarray(x)
+        if x.ndim != 3 or x.shape[2] != self.input_dim:
+            raise ValueError(f"x must have shape (N, T, {self.input_dim}), got {x.shape}")
+        N, T, D = x.shape
+        if N == 0 or T == 0:
+            raise ValueError(f"x must have at least one row and one step, got shape {x.shape}")
+        mask, lengths = resolve_mask(x, mask)
+        xt = self._buffer("xt", (T, N, D))
+        xt[...] = x.transpose(1, 0, 2)  # casts to the params' dtype
+        if mask is not None:
+            xt[~mask.T] = 0  # NaN or junk in padding must not reach the products
+        return xt, mask, lengths
+
+    def _initial(self, s0, N, name):
+        """s0 None, (N, H) or (H,) -> ((N, H) array, shared flag)."""
+        H = self.hidden_dim
+        if s0 is None:
+            return np.zeros((N, H), dtype=self._dtype), False
+        s0 = np.asarray(s0, dtype=self._dtype)
+        if s0.shape == (H,):
+            return np.broadcast_to(s0, (N, H)), True
+        if s0.shape != (N, H):
+            raise ValueError(f"{name} must have shape ({N}, {H}) or ({H},), got {s0.shape}")
+        return s0, False
+
+    def _outputs(self, hs, mask):
+        """hs (T+1, N, H) with hs[0] = h0 -> new (N, T, H) batch-major array, zero at padding."""
+        states = hs[1:].transpose(1, 0, 2)
+        out = np.array(states, order="C")  # always a copy: hs is a reused buffer
+        if mask is not None:
+            out[~mask] = 0
+        return out
+
+    @staticmethod
+    def _final(states, lengths):
+        """states (T+1, N, H) -> a new (N, H) array: each row's state after its last valid step."""
+        if lengths is None:
+            return states[-1].copy()
+        return states[lengths, np.arange(states.shape[1])]
+
+    def _upstream(self, dh, shape, mask):
+        """Check dh (N, T, H) and zero it at padded steps (their outputs are constant zero)."""
+        dh = np.asarray(dh)
+        if dh.shape != shape:
+            raise ValueError(f"dh must have shape {shape} like the forward output, got {dh.shape}")
+        if mask is not None:
+            dh = np.where(mask[:, :, None], dh, 0)
+        return dh.astype(self._dtype, copy=False)
+
+    @staticmethod
+    def _input_grad(dxt):
+        """dxt (T, N, D) time-major -> new (N, T, D) array."""
+        return np.array(dxt.transpose(1, 0, 2), order="C")  # a copy, even when N or T is 1
+
+    @staticmethod
+    def _initial_grad(ds, shared):
+        """Gradient of an initial state: (N, H), or summed to (H,) when it was shared."""
+        return ds.sum(axis=0) if shared else ds.copy()
+
+    def _check_cache(self):
+        if self._cache is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        return self._cache

@@ -1,0 +1,93 @@
+"""VanillaRNN: the tanh recurrent layer, one step at a time and over whole sequences."""
+import numpy as np
+
+from .recurrent import Recurrent
+
+
+def rnn_step_forward(x, prev_h, Wx, Wh, b):
+    """One step: next_h = tanh(x Wx + prev_h Wh + b).
+
+    x: (N, D), prev_h: (N, H), Wx: (D, H), Wh: (H, H), b: (H,).
+    Returns next_h (N, H) and the cache for `rnn_step_backward`.
+    """
+    next_h = np.tanh(x @ Wx + prev_h @ Wh + b)
+    return next_h, (x, prev_h, Wx, Wh, next_h)
+
+
+def rnn_step_backward(dnext_h, cache):
+    """dnext_h: (N, H) -> (dx (N, D), dprev_h (N, H), dWx, dWh, db)."""
+    x, prev_h, Wx, Wh, next_h = cache
+    da = dnext_h * (1 - next_h ** 2)  # tanh' from the cached output
+    return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+
+class VanillaRNN(Recurrent):
+    """h_t = tanh(x_t Wx + h_{t-1} Wh + b). Params Wx (D, H), Wh (H, H), b (H,)."""
+
+    def __init__(self, input_dim, hidden_dim, dtype=np.float32, rng=None):
+        super().__init__(input_dim, hidden_dim, dtype, rng)
+        D, H = self.input_dim, self.hidden_dim
+        self._init_param("Wx", (D, H))
+        self._init_param("Wh", (H, H))
+        self._init_param("b", (H,))
+
+    def step_forward(self, x, prev_h):
+        """x: (N, D), prev_h: (N, H) -> (next_h (N, H), cache)."""
+        p, dt = self.params, self._dtype
+        return rnn_step_forward(np.asarray(x, dt), np.asarray(prev_h, dt), p["Wx"], p["Wh"], p["b"])
+
+    def step_backward(self, dnext_h, cache):
+        """dnext_h: (N, H) -> (dx, dprev_h, dWx, dWh, db); `grads` is left alone."""
+        return rnn_step_backward(np.asarray(dnext_h, self._dtype), cache)
+
+    def forward(self, x, h0=None, mask=None):
+        """x: (N, T, D); h0: None, (N, H) or (H,); mask: (N, T) bool or None.
+
+        Returns h: (N, T, H), zero at padded steps; sets `final_state = (h_last,)`.
+        """
+        xt, mask, lengths = self._prepare(x, mask)
+        T, N, D = xt.shape
+        H = self.hidden_dim
+        Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
+        h_init, shared = self._initial(h0, N, "h0")
+        hs = self._buffer("hs", (T + 1, N, H))  # hs[0] = h0, hs[t+1] = h_t
+        hh = self._buffer("hh", (N, H))         # h_{t-1} Wh of the current step
+        hs[0] = h_init
+        # the input projection of all steps in one product, written straight into hs
+        np.matmul(xt.reshape(T * N, D), Wx, out=hs[1:].reshape(T * N, H))
+        hs[1:] += b
+        for t in range(T):
+            a = hs[t + 1]                       # holds x_t Wx + b
+            np.matmul(hs[t], Wh, out=hh)
+            a += hh
+            np.tanh(a, out=a)
+        self._cache = (xt, hs, mask, shared)
+        self.final_state = (self._final(hs, lengths),)
+        return self._outputs(hs, mask)
+
+    def backward(self, dh):
+        """dh: (N, T, H) -> (dx (N, T, D), dh0 ((N, H), or (H,) if h0 was shared)).
+
+        Adds dWx, dWh, db into `grads`.
+        """
+        xt, hs, mask, shared = self._check_cache()
+        T, N, D = xt.shape
+        H = self.hidden_dim
+        dh = self._upstream(dh, (N, T, H), mask)
+        Wx, Wh = self.params["Wx"], self.params["Wh"]
+        da = self._buffer("da", (T, N, H))      # gradient of the pre-activations
+        tmp = self._buffer("tmp", (N, H))
+        dnext = np.zeros((N, H), dtype=self._dtype)  # gradient reaching h_t from step t+1
+        for t in range(T - 1, -1, -1):
+            np.add(dh[:, t], dnext, out=da[t])
+            np.multiply(hs[t + 1], hs[t + 1], out=tmp)  # tanh' = 1 - h_t^2
+            np.subtract(1, tmp, out=tmp)
+            da[t] *= tmp
+            np.matmul(da[t], Wh.T, out=dnext)
+        dA = da.reshape(T * N, H)
+        # weight gradients: one product each over all steps
+        self.grads["Wx"] += xt.reshape(T * N, D).T @ dA
+        self.grads["Wh"] += hs[:-1].reshape(T * N, H).T @ dA
+        self.grads["b"] += dA.sum(axis=0)
+        dx = self._input_grad((dA @ Wx.T).reshape(T, N, D))
+        return dx, self._initial_grad(dnext, shared)
