@@ -1,0 +1,274 @@
+"""Run directories: save and load checkpoints, validate their metadata against the model.
+
+A run directory holds `config.json`, `vocab.json`, `best.npz`, `last.npz`,
+`metrics.jsonl` and `curves.png`. An .npz checkpoint stores model weights as
+`param/<name>` (e.g. `param/rnn0.Wx`), optimiser state as `optim/<name>` and
+everything else needed to resume (step, RNG, data position) as `state/<name>`, all in
+one file so no crash can pair weights of one step with a counter of another.
+
+Everything loads through `load_arrays` / `read_json` (never pickle) and every problem
+with the content is a CheckpointError naming the file and the failed check; a missing
+file or directory is a FileNotFoundError. The low-level pieces are re-exported here.
+"""
+import os
+import re
+
+import numpy as np
+
+from lm.atomic import (AtomicWriteError, append_jsonl, atomic_write, clean_stale_tmp,
+                       write_json)
+from lm.safe_json import parse_json, read_json, read_jsonl
+from lm.safe_npz import load_arrays, save_arrays
+from lm.safe_zip import CheckpointError
+
+__all__ = ["CheckpointError", "AtomicWriteError", "atomic_write", "save_arrays",
+           "load_arrays", "write_json", "read_json", "parse_json", "append_jsonl",
+           "read_jsonl", "clean_stale_tmp", "save_checkpoint", "load_checkpoint",
+           "write_run_metadata", "validate_config", "validate_vocab", "sections",
+           "verify_against_model", "copy_into_params", "load_model", "rng_to_array",
+           "rng_from_array"]
+
+CONFIG_NAME, VOCAB_NAME = "config.json", "vocab.json"
+PREFIXES = ("param/", "optim/", "state/")
+KINDS = ("language_model", "sentiment")
+_CKPT_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\.npz\Z")
+
+# Types of the "model" fields of config.json that lm knows; others pass unchecked.
+_SIZE_FIELDS = ("vocab_size", "embed_size", "hidden_size", "num_layers", "num_classes")
+_BOOL_FIELDS = ("tie_weights", "bidirectional")
+_CHOICE_FIELDS = {"cell": ("rnn", "lstm", "gru", "bag"), "dtype": ("float32", "float64"),
+                  "pooling": ("mean", "max", "last")}
+_REQUIRED = {"language_model": ("vocab_size", "embed_size", "hidden_size", "cell"),
+             "sentiment": ("vocab_size", "embed_size")}
+_MAX_SIZE = 2**31 - 1
+
+
+def _is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def validate_config(config, label=CONFIG_NAME):
+    """Check the schema of a run's config.json dict; returns it or raises CheckpointError.
+
+    {"kind": "language_model"|"sentiment", "model": {...}, "train": {...}, "data": {...}}
+    (train and data optional). In "model": sizes (vocab_size, embed_size, hidden_size,
+    num_layers, num_classes) are ints in [1, 2**31); dropout a number in [0, 1);
+    tie_weights/bidirectional booleans; cell, dtype, pooling from their choices.
+    """
+    if not isinstance(config, dict):
+        raise CheckpointError(label, "config must be a JSON object")
+    kind = config.get("kind")
+    if kind not in KINDS:
+        raise CheckpointError(label, f"'kind' must be one of {list(KINDS)}, got {kind!r}")
+    for section in ("train", "data"):
+        if section in config and not isinstance(config[section], dict):
+            raise CheckpointError(label, f"'{section}' must be an object")
+    model = config.get("model")
+    if not isinstance(model, dict):
+        raise CheckpointError(label, "'model' must be an object")
+    for key in _REQUIRED[kind]:
+        if key not in model:
+            raise CheckpointError(label, f"'model' lacks the required field {key!r}")
+    for key in _SIZE_FIELDS:
+        if key in model and not (_is_int(model[key]) and 1 <= model[key] <= _MAX_SIZE):
+            raise CheckpointError(label, f"model.{key} must be a positive integer, "
+                                  f"got {model[key]!r}")
+    for key in _BOOL_FIELDS:
+        if key in model and not isinstance(model[key], bool):
+            raise CheckpointError(label, f"model.{key} must be true or false")
+    for key, choices in _CHOICE_FIELDS.items():
+        if key in model and model[key] not in choices:
+            raise CheckpointError(label, f"model.{key} must be one of {list(choices)}, "
+                                  f"got {model[key]!r}")
+    p = model.get("dropout", 0.0)
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:
+        raise CheckpointError(label, f"model.dropout must be a number in [0, 1), got {p!r}")
+    return config
+
+
+def validate_vocab(vocab, vocab_size=None, label=VOCAB_NAME):
+    """Check a vocab.json dict: "itos" is a list of distinct strings (of vocab_size)."""
+    if not isinstance(vocab, dict):
+        raise CheckpointError(label, "vocabulary must be a JSON object")
+    itos = vocab.get("itos")
+    if not isinstance(itos, list) or not itos:
+        raise CheckpointError(label, "'itos' must be a non-empty list of tokens")
+    if not all(isinstance(t, str) for t in itos):
+        raise CheckpointError(label, "every token in 'itos' must be a string")
+    if len(set(itos)) != len(itos):
+        raise CheckpointError(label, "'itos' holds a token twice")
+    if vocab_size is not None and len(itos) != vocab_size:
+        raise CheckpointError(label, f"vocabulary has {len(itos)} tokens but the config "
+                              f"says vocab_size={vocab_size}")
+    return vocab
+
+
+def write_run_metadata(run_dir, config, vocab):
+    """Validate, then atomically write config.json and vocab.json into run_dir."""
+    validate_config(config)
+    validate_vocab(vocab, config["model"]["vocab_size"])
+    os.makedirs(run_dir, exist_ok=True)
+    write_json(os.path.join(run_dir, CONFIG_NAME), config)
+    write_json(os.path.join(run_dir, VOCAB_NAME), vocab)
+
+
+def _checkpoint_path(run_dir, name):
+    if not isinstance(name, str) or not _CKPT_NAME_RE.match(name):
+        raise ValueError(f"checkpoint name {name!r} must be a plain file name ending "
+                         "in .npz, like 'best.npz'")
+    return os.path.join(os.fspath(run_dir), name)
+
+
+def save_checkpoint(run_dir, name, params, optim=None, state=None):
+    """Atomically write run_dir/name with `param/`, `optim/` and `state/` members.
+
+    params, optim, state: dicts name -> array or number (e.g. Adam's state_dict(), or
+    {"step": 1200, "rng": rng_to_array(rng)}). NaN/inf weights are refused (ValueError).
+    Returns the path written.
+    """
+    path = _checkpoint_path(run_dir, name)
+    arrays = {}
+    for prefix, d in zip(PREFIXES, (params, optim or {}, state or {})):
+        for key, value in d.items():
+            arrays[prefix + key] = value
+    save_arrays(path, arrays)
+    return path
+
+
+def sections(arrays):
+    """{"param": {...}, "optim": {...}, "state": {...}} with the prefixes stripped."""
+    out = {p[:-1]: {} for p in PREFIXES}
+    for key, a in arrays.items():
+        head, _, rest = key.partition("/")
+        if head in out and rest:
+            out[head][rest] = a
+    return out
+
+
+def load_checkpoint(run_dir, which="best.npz"):
+    """(config, vocab, arrays) of a run directory, every file checked.
+
+    config.json and vocab.json are read strictly and checked with validate_config and
+    validate_vocab; the arrays (flat, keys like "param/embed.W") come from load_arrays.
+    Only "param/", "optim/" and "state/" members are accepted, `param/embed.W` must have
+    (vocab_size, embed_size) and the config may not imply more weights than are stored.
+    """
+    run_dir = os.fspath(run_dir)
+    if not os.path.isdir(run_dir):
+        if os.path.exists(run_dir):
+            raise CheckpointError(run_dir, "not a directory (expected a run directory)")
+        raise FileNotFoundError(2, "checkpoint directory not found", run_dir)
+    config = validate_config(read_json(os.path.join(run_dir, CONFIG_NAME)),
+                             os.path.join(run_dir, CONFIG_NAME))
+    model = config["model"]
+    vocab = validate_vocab(read_json(os.path.join(run_dir, VOCAB_NAME)),
+                           model["vocab_size"], os.path.join(run_dir, VOCAB_NAME))
+    path = _checkpoint_path(run_dir, which)
+    arrays = load_arrays(path)
+    for key in arrays:
+        if not key.startswith(PREFIXES):
+            raise CheckpointError(path, f"array {key!r} is not under param/, optim/ "
+                                  "or state/")
+    embed = arrays.get("param/embed.W")
+    shape = (model["vocab_size"], model["embed_size"])
+    if embed is None or embed.shape != shape:
+        found = "missing" if embed is None else f"has shape {embed.shape}"
+        raise CheckpointError(path, f"'param/embed.W' {found}; config.json and "
+                              f"vocab.json imply {shape}")
+    _check_config_size(model, arrays, path)
+    return config, vocab, arrays
+
+
+def _check_config_size(model, arrays, path):
+    """Refuse a config that implies far more weights than stored (building it could
+    exhaust memory): at least V*E embedding weights and L*H*H recurrent ones."""
+    stored = sum(a.size for k, a in arrays.items() if k.startswith("param/"))
+    implied = model["vocab_size"] * model["embed_size"]
+    if model.get("cell", "bag") != "bag" and "hidden_size" in model:
+        implied += model.get("num_layers", 1) * model["hidden_size"] ** 2
+    if implied > stored:
+        raise CheckpointError(path, f"config.json implies at least {implied} weights "
+                              f"but the checkpoint stores {stored}")
+
+
+def verify_against_model(arrays, model_params, vocab_size=None, label="checkpoint",
+                         prefix="param/"):
+    """Every model parameter stored under `prefix` with its shape, finite; nothing extra.
+
+    model_params: dict name -> array (model.params). vocab_size: if given, the rows of
+    embed.W must equal it. Raises CheckpointError naming the first offending array.
+    """
+    for name, p in model_params.items():
+        key = prefix + name
+        a = arrays.get(key)
+        if a is None:
+            raise CheckpointError(label, f"missing parameter {key!r}")
+        if a.shape != p.shape:
+            raise CheckpointError(label, f"parameter {key!r} has shape {a.shape}, the "
+                                  f"model needs {p.shape}")
+        if a.dtype.kind != "f":
+            raise CheckpointError(label, f"parameter {key!r} has dtype {a.dtype}, "
+                                  "expected floats")
+        if not np.isfinite(a).all():
+            raise CheckpointError(label, f"parameter {key!r} holds NaN or inf")
+    extra = [k for k in arrays if k.startswith(prefix) and k[len(prefix):] not in model_params]
+    if extra:
+        raise CheckpointError(label, f"unexpected parameter {extra[0]!r} (not in the model)")
+    if vocab_size is not None:
+        embed = model_params.get("embed.W")
+        if embed is None or embed.shape[0] != vocab_size:
+            rows = None if embed is None else embed.shape[0]
+            raise CheckpointError(label, f"vocabulary has {vocab_size} tokens but the "
+                                  f"embedding has {rows} rows")
+
+
+def copy_into_params(params, arrays, prefix="param/", label="checkpoint"):
+    """Write arrays[prefix + name] into params[name] in place (p[...] = a), after
+    checking every name and shape (so a failure leaves params untouched)."""
+    verify_against_model(arrays, params, label=label, prefix=prefix)
+    for name, p in params.items():
+        p[...] = arrays[prefix + name]
+
+
+def load_model(run_dir, build, which="best.npz"):
+    """(model, config, vocab, arrays): build(config["model"]) then load the weights.
+
+    build: e.g. LanguageModelRNN.from_config. A config the constructor refuses is a
+    CheckpointError on config.json; weights are verified, then copied in place.
+    """
+    config, vocab, arrays = load_checkpoint(run_dir, which)
+    try:
+        model = build(config["model"])
+    except (TypeError, ValueError) as e:
+        raise CheckpointError(os.path.join(os.fspath(run_dir), CONFIG_NAME),
+                              f"model cannot be built from it: {e}") from e
+    label = os.path.join(os.fspath(run_dir), which)
+    verify_against_model(arrays, model.params, len(vocab["itos"]), label=label)
+    for name, p in model.params.items():
+        p[...] = arrays["param/" + name]
+    return model, config, vocab, arrays
+
+
+def rng_to_array(rng):
+    """A PCG64 Generator's full state as uint64 (6,): state hi/lo, inc hi/lo, has_uint32,
+    uinteger. Store it as state/<name>; rng_from_array gives the generator back."""
+    st = rng.bit_generator.state
+    if st.get("bit_generator") != "PCG64":
+        raise ValueError(f"only PCG64 generators can be saved, got {st.get('bit_generator')}")
+    s, inc, m = st["state"]["state"], st["state"]["inc"], (1 << 64) - 1
+    return np.array([s >> 64, s & m, inc >> 64, inc & m, st["has_uint32"],
+                     st["uinteger"]], dtype=np.uint64)
+
+
+def rng_from_array(a, label="checkpoint"):
+    """The np.random.Generator saved by rng_to_array (CheckpointError if malformed)."""
+    a = np.asarray(a)
+    if a.shape != (6,) or a.dtype != np.uint64 or int(a[4]) > 1 or int(a[5]) >= 2**32 \
+            or int(a[3]) % 2 == 0:
+        raise CheckpointError(label, "saved random generator state is malformed")
+    v = [int(x) for x in a]
+    bg = np.random.PCG64()
+    bg.state = {"bit_generator": "PCG64", "state": {"state": (v[0] << 64) | v[1],
+                                                    "inc": (v[2] << 64) | v[3]},
+                "has_uint32": v[4], "uinteger": v[5]}
+    return np.random.Generator(bg)
