@@ -37,7 +37,7 @@ _CKPT_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\.npz\Z")
 _SIZE_FIELDS = ("vocab_size", "embed_size", "hidden_size", "num_layers", "num_classes")
 _BOOL_FIELDS = ("tie_weights", "bidirectional")
 _CHOICE_FIELDS = {"cell": ("rnn", "lstm", "gru", "bag"), "dtype": ("float32", "float64"),
-                  "pooling": ("mean", "max", "last")}
+                  "pool": ("mean", "max", "last")}
 _REQUIRED = {"language_model": ("vocab_size", "embed_size", "hidden_size", "cell"),
              "sentiment": ("vocab_size", "embed_size")}
 _MAX_SIZE = 2**31 - 1
@@ -53,7 +53,7 @@ def validate_config(config, label=CONFIG_NAME):
     {"kind": "language_model"|"sentiment", "model": {...}, "train": {...}, "data": {...}}
     (train and data optional). In "model": sizes (vocab_size, embed_size, hidden_size,
     num_layers, num_classes) are ints in [1, 2**31); dropout a number in [0, 1);
-    tie_weights/bidirectional booleans; cell, dtype, pooling from their choices.
+    tie_weights/bidirectional booleans; cell, dtype, pool from their choices.
     """
     if not isinstance(config, dict):
         raise CheckpointError(label, "config must be a JSON object")
@@ -87,7 +87,8 @@ def validate_config(config, label=CONFIG_NAME):
 
 
 def validate_vocab(vocab, vocab_size=None, label=VOCAB_NAME):
-    """Check a vocab.json dict: "itos" is a list of distinct strings (of vocab_size)."""
+    """Check a vocab.json dict (Vocab.to_json): "itos" a list of distinct strings, of
+    vocab_size if given; "specials" strings, "lowercase" a bool, "level" char|word."""
     if not isinstance(vocab, dict):
         raise CheckpointError(label, "vocabulary must be a JSON object")
     itos = vocab.get("itos")
@@ -97,6 +98,13 @@ def validate_vocab(vocab, vocab_size=None, label=VOCAB_NAME):
         raise CheckpointError(label, "every token in 'itos' must be a string")
     if len(set(itos)) != len(itos):
         raise CheckpointError(label, "'itos' holds a token twice")
+    if "lowercase" in vocab and not isinstance(vocab["lowercase"], bool):
+        raise CheckpointError(label, "'lowercase' must be true or false")
+    if "level" in vocab and vocab["level"] not in ("char", "word"):
+        raise CheckpointError(label, f"'level' must be 'char' or 'word', got {vocab['level']!r}")
+    specials = vocab.get("specials", [])
+    if not isinstance(specials, list) or not all(isinstance(t, str) for t in specials):
+        raise CheckpointError(label, "'specials' must be a list of strings")
     if vocab_size is not None and len(itos) != vocab_size:
         raise CheckpointError(label, f"vocabulary has {len(itos)} tokens but the config "
                               f"says vocab_size={vocab_size}")

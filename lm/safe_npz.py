@@ -136,8 +136,8 @@ def _read_header(r, label, name, max_header):
         raise CheckpointError(label, f"member {name!r} has an unreadable header: {msg}") \
             from None
     if dtype.str not in ALLOWED_DTYPES or dtype.fields is not None or dtype.subdtype:
-        raise CheckpointError(label, f"member {name!r} has forbidden dtype "
-                              f"{str(dtype.descr)[:80]} (allowed: {sorted(ALLOWED_DTYPES)})")
+        raise CheckpointError(label, f"member {name!r} has forbidden dtype {dtype.str!r} "
+                              "(allowed: little-endian float32/64, int8-64, uint8-64, bool)")
     if fortran:
         raise CheckpointError(label, f"member {name!r} is in Fortran order")
     return shape, dtype, 8 + len(len_bytes) + hlen

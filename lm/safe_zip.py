@@ -75,7 +75,7 @@ def _find_eocd(f, size, label):
             if pos + _EOCD.size + fields[7] == tail_len:
                 return size - tail_len + pos, fields
         pos = tail.rfind(_EOCD_SIG, 0, pos)
-    head = read_at(f, 0, min(size, 4), label, "file start")
+    head = read_at(f, 0, min(size, 6), label, "file start")
     if head[:1] == b"\x80" or head[:1] in (b"(", b"]", b"}"):
         raise CheckpointError(label, "looks like a pickle, which is never loaded; "
                               "expected an .npz (zip) archive")
