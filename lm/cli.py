@@ -12,11 +12,7 @@ import math
 import os
 import sys
 
-try:  # checkpoint errors are ValueErrors for the user either way
-    from lm.checkpoint import CheckpointError
-except ImportError:  # pragma: no cover - only while lm.checkpoint is being written
-    class CheckpointError(ValueError):
-        pass
+from lm.checkpoint import CheckpointError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

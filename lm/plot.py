@@ -32,15 +32,28 @@ def _is_sentiment(rows):
     return any("val_acc" in r or "train_acc" in r for r in rows)
 
 
+def _scale(runs, key, units):
+    """(divisor, name) of the largest unit in `units` that the data reach."""
+    top = max((r.get(key) or 0 for _, rows in runs for r in rows), default=0)
+    best = units[0]
+    for div, name in units:
+        if top >= 2 * div:
+            best = (div, name)
+    return best
+
+
 def _draw_lm(fig, runs):
     axes = fig.subplots(2, 2)
+    tok_div, tok_name = _scale(runs, "tokens", [(1, ""), (1e3, "thousands"), (1e6, "millions")])
+    t_div, t_name = _scale(runs, "elapsed", [(1, "s"), (60, "min"), (3600, "h")])
     use_bpc = all(any("val_bpc" in r for r in rows) for _, rows in runs)
     metric, name = ("val_bpc", "validation bits per char") if use_bpc else \
         ("val_ppl", "validation perplexity")
     for i, (label, rows) in enumerate(runs):
         color = f"C{i % 10}"
         for col, (x_key, x_scale, x_name) in enumerate(
-                [("tokens", 1e6, "tokens seen (millions)"), ("elapsed", 60.0, "training time (min)")]):
+                [("tokens", tok_div, f"tokens seen ({tok_name})" if tok_name else "tokens seen"),
+                 ("elapsed", t_div, f"training time ({t_name})")]):
             ax = axes[0, col]
             x, y = _series(rows, x_key, "train_loss")
             ax.plot([v / x_scale for v in x], y, "--", color=color, alpha=0.7,
@@ -105,7 +118,8 @@ def render_png(run_dirs, title=None):
     if len(kinds) > 1:
         raise ValueError("cannot draw language-model and sentiment runs on one figure")
     sentiment = kinds.pop()
-    fig = Figure(figsize=(15, 8) if sentiment else (12, 8), layout="constrained")
+    fig = Figure(figsize=(15, 8) if sentiment else (12, 8))
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.92, wspace=0.22, hspace=0.3)
     (_draw_sentiment if sentiment else _draw_lm)(fig, runs)
     fig.suptitle(title or ", ".join(label for label, _ in runs))
     buf = io.BytesIO()
@@ -115,12 +129,12 @@ def render_png(run_dirs, title=None):
 
 def plot_runs(run_dirs, out_path, title=None):
     """Draw the curves of `run_dirs` (a list of run directories) into `out_path` atomically."""
-    from lm.checkpoint import atomic_write
+    from lm.atomic import write_bytes
 
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]
     data = render_png([os.fspath(d) for d in run_dirs], title=title)
-    atomic_write(out_path, data)
+    write_bytes(out_path, data)
     return out_path
 
 

@@ -1,0 +1,114 @@
+"""Held-out loss of a language model: `python -m lm.evaluate --checkpoint DIR FILE`.
+
+The library part (`evaluate_loss`) is what the trainer uses for validation: the mean
+negative log-likelihood per target token, in nats, with the hidden state carried
+across BPTT windows exactly as in training (or per padded line in line mode).
+"""
+import sys
+
+import numpy as np
+
+from lm.losses import temporal_softmax_loss
+
+
+def _windows_loss(model, windows, carry_state, should_stop):
+    """Sum of NLL (nats) and number of target tokens over (x, y[, mask]) windows."""
+    total, count, state = 0.0, 0, None
+    for batch in windows:
+        if should_stop is not None and should_stop():
+            return None, count
+        x, y, mask = batch if len(batch) == 3 else (*batch, None)
+        scores, new_state = model.forward(x, state if carry_state else None, mask)
+        loss, _ = temporal_softmax_loss(scores, y, mask, overwrite_scores=True)
+        total += float(loss) * x.shape[0]  # the loss is summed over T, averaged over N
+        count += x.size if mask is None else int(np.count_nonzero(mask))
+        state = new_state
+    return total, count
+
+
+def evaluate_loss(model, data, vocab, batch_size=64, seq_length=64, max_tokens=0,
+                  should_stop=None):
+    """Mean NLL per target token (nats) of `data` under `model`, dropout off.
+
+    data: a 1-D id array (cut into `batch_size` parallel streams, windows of
+    `seq_length`, state carried; at most about `max_tokens` targets when > 0), or
+    `lm.data.Lines` (line mode: each line scored as <bos> line -> line <eos>).
+    Returns None if `should_stop()` became true on the way (Ctrl-C).
+    """
+    from lm.data import BPTTBatcher, LineBatcher, Lines
+
+    was_training = model.training
+    model.eval()
+    try:
+        if isinstance(data, Lines):
+            batches = LineBatcher(data, batch_size, shuffle=False, bos_id=vocab.bos_id,
+                                  eos_id=vocab.eos_id)
+            total, count = _windows_loss(model, batches, False, should_stop)
+        else:
+            batcher = BPTTBatcher(data, batch_size, seq_length)
+            n_windows = len(batcher)
+            if max_tokens:
+                per_window = batcher.batch_size * batcher.seq_length
+                n_windows = min(n_windows, max(1, -(-max_tokens // per_window)))
+            windows = (batcher.batch(k) for k in range(n_windows))
+            total, count = _windows_loss(model, windows, True, should_stop)
+    finally:
+        model.train(was_training)
+    if total is None:
+        return None
+    if count == 0:
+        raise ValueError("nothing to evaluate: no target tokens")
+    return total / count
+
+
+def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128,
+         encoding="utf-8", encoding_errors="strict"):
+    """Loss, perplexity and bits per character of a trained model on a text file.
+
+    Args:
+      file: the held-out text file to score
+      checkpoint: run directory (default: the most recently trained run under checkpoints/)
+      which: "best" (best validation loss) or "last" weights
+      batch_size: parallel streams (or lines) per forward pass
+      seq_length: tokens per window; the hidden state carries across windows
+      encoding: text encoding of FILE
+      encoding_errors: "strict" or "replace" (invalid bytes become U+FFFD)
+    """
+    from lm.cli import check_choice, check_int, check_str
+    from lm.data import Lines
+    from lm.metrics import bits_per_token, perplexity
+    from lm.run_dir import check_run_dir, find_latest_run
+    from lm.stream import load_corpus
+    from lm.train_setup import load_run
+
+    if file is None:
+        raise ValueError("give the text file to evaluate: python -m lm.evaluate "
+                         "--checkpoint DIR FILE")
+    file = check_str("file", file)
+    which = check_choice("which", which, ("best", "last"))
+    batch_size = check_int("batch_size", batch_size, 1, 100000)
+    seq_length = check_int("seq_length", seq_length, 1, 100000)
+    run_dir = check_run_dir(check_str("checkpoint", checkpoint)) if checkpoint is not None \
+        else find_latest_run()
+    model, vocab, cfg = load_run(run_dir, which)
+    corpus = load_corpus(file, vocab=vocab, line_mode=cfg.line_mode,
+                         encoding=str(encoding), errors=str(encoding_errors))
+    data = Lines(corpus.ids, corpus.offsets) if cfg.line_mode else corpus.ids
+    if not cfg.line_mode and len(data) < 2:
+        raise ValueError(f"{file} has fewer than 2 tokens: nothing to predict")
+    unk = int(np.count_nonzero(corpus.ids == vocab.unk_id))
+    if unk:
+        print(f"warning: {unk:,} of {len(corpus.ids):,} tokens are not in the vocabulary "
+              f"(scored as <unk>)", file=sys.stderr)
+    loss = evaluate_loss(model, data, vocab, batch_size, seq_length)
+    print(f"run        {run_dir} ({which}.npz)")
+    print(f"file       {file}: {len(corpus.ids):,} {cfg.level} tokens")
+    print(f"loss       {loss:.4f} nats per token")
+    print(f"perplexity {perplexity(loss):.3f}")
+    unit = "char" if cfg.level == "char" else "token"
+    print(f"bits       {bits_per_token(loss):.4f} per {unit}")
+
+
+if __name__ == "__main__":
+    from lm.cli import run_cli
+    run_cli(main)

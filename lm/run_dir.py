@@ -1,0 +1,105 @@
+"""Run directories: default names, refusing to overwrite, resume/init_from configs, finding runs."""
+import dataclasses
+import os
+
+from lm.config import FIXED_ON_RESUME, MODEL_FLAGS, TrainConfig
+
+CHECKPOINT_FILES = ("last.npz", "best.npz")
+RUNS_ROOT = "checkpoints"
+
+
+def corpus_label(corpus):
+    """A short name for the corpus: a registry name as is, a file's name without suffix."""
+    base = os.path.basename(os.path.normpath(str(corpus))) or "corpus"
+    stem, _ = os.path.splitext(base)
+    label = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in (stem or base))
+    return label or "corpus"
+
+
+def default_run_dir(cfg):
+    """checkpoints/<corpus>-<level>-<cell> (with `-lines` in line mode)."""
+    mode = "-lines" if cfg.line_mode else ""
+    return os.path.join(RUNS_ROOT, f"{corpus_label(cfg.corpus)}-{cfg.level}-{cfg.cell}{mode}")
+
+
+def has_checkpoint(run_dir):
+    return any(os.path.exists(os.path.join(run_dir, f)) for f in CHECKPOINT_FILES)
+
+
+def check_new_run_dir(run_dir):
+    """Refuse a directory that already holds a checkpoint: nothing saved is ever overwritten."""
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise ValueError(f"--out_dir {run_dir} exists and is not a directory")
+    if os.path.isdir(run_dir) and has_checkpoint(run_dir):
+        raise ValueError(f"{run_dir} already holds a trained run; pass --resume to continue it "
+                         f"or --out_dir NEW_DIR to start a new one (nothing was changed)")
+
+
+def resume_config(saved, new, given):
+    """The config of a resumed run: the saved one, with the run-control flags given now.
+
+    Flags that define the model or data (FIXED_ON_RESUME) keep their saved values; giving a
+    different value for one of them is an error rather than a silent change.
+    """
+    merged = dataclasses.replace(saved)
+    for name in given:
+        value = getattr(new, name)
+        if name in FIXED_ON_RESUME:
+            if value != getattr(saved, name) and name != "corpus":
+                raise ValueError(f"--{name} {value} differs from the resumed run's "
+                                 f"{getattr(saved, name)}; a resumed run keeps its model and "
+                                 f"data settings (use --init_from to start a new run from it)")
+        elif name not in ("resume", "out_dir", "init_from"):
+            setattr(merged, name, value)
+    merged.resume = True
+    merged.out_dir = new.out_dir
+    return merged.validate()
+
+
+def init_from_config(source_cfg, new, given):
+    """A new run's config that starts from another run: the source's model shape and text
+    handling (its vocabulary is reused), everything else from `new`."""
+    fixed = MODEL_FLAGS + ("level", "lowercase")
+    merged = dataclasses.replace(new)
+    for name in fixed:
+        if name in given and getattr(new, name) != getattr(source_cfg, name):
+            raise ValueError(f"--{name} {getattr(new, name)} differs from the --init_from run's "
+                             f"{getattr(source_cfg, name)}; the weights fix it")
+        setattr(merged, name, getattr(source_cfg, name))
+    return merged.validate()
+
+
+def find_latest_run(root=RUNS_ROOT):
+    """The run directory under `root` whose checkpoint was written most recently."""
+    best, best_time = None, -1.0
+    if os.path.isdir(root):
+        for name in os.listdir(root):
+            d = os.path.join(root, name)
+            for f in CHECKPOINT_FILES:
+                p = os.path.join(d, f)
+                if os.path.isfile(p) and os.path.getmtime(p) > best_time:
+                    best, best_time = d, os.path.getmtime(p)
+    if best is None:
+        raise FileNotFoundError(f"no trained run under {root}/; train one with "
+                                f"`python -m lm.train CORPUS` or pass --checkpoint DIR")
+    return best
+
+
+def check_run_dir(run_dir, flag="checkpoint"):
+    """A run directory that exists and holds a checkpoint, else a one-line error."""
+    run_dir = str(run_dir)
+    if not os.path.exists(run_dir):
+        raise FileNotFoundError(f"--{flag} {run_dir} does not exist")
+    if not os.path.isdir(run_dir):
+        raise ValueError(f"--{flag} {run_dir} is not a run directory (give the directory "
+                         f"that holds config.json and best.npz)")
+    if not has_checkpoint(run_dir):
+        raise FileNotFoundError(f"--{flag} {run_dir} holds no best.npz or last.npz")
+    return run_dir
+
+
+def train_config_from_json(d):
+    """The TrainConfig saved in a run's config.json."""
+    if not isinstance(d, dict) or not isinstance(d.get("train"), dict):
+        raise ValueError("config.json has no \"train\" section")
+    return TrainConfig.from_dict(d["train"]).validate()

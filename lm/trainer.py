@@ -1,0 +1,332 @@
+"""The training loop: steps, evaluation, checkpoints, lr schedule, divergence and Ctrl-C.
+
+`train(cfg)` is importable and keeps no global state: a Session (lm.train_setup) holds
+the data, model and optimiser; this module steps it. Per step: next batch (hidden state
+carried between BPTT windows, reset at each epoch), loss and gradients, global-norm
+clipping, optimiser step. Every `eval_every` steps: validation loss, best.npz when it
+improves, last.npz (everything needed to resume exactly), a metrics.jsonl line,
+curves.png, an eval line and a short sample. The lr is multiplied by `lr_decay` after
+more than `patience` evaluations without improvement. A non-finite loss is never saved:
+the run goes back to its last good state with half the lr, at most MAX_RESTARTS times.
+"""
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from lm.checkpoint import append_jsonl, read_jsonl, save_arrays
+from lm.cli import CliError
+from lm.evaluate import evaluate_loss
+from lm.metrics import bits_per_token, format_eval_line, perplexity
+from lm.optim import clip_grad_norm
+from lm.train_setup import setup
+from lm.train_state import pack_state, unpack_state
+
+MAX_RESTARTS = 3          # non-finite losses survived (each halves the lr) before giving up
+IMPROVE_EPS = 1e-4        # a validation loss must beat the best by this to count
+
+
+@dataclass
+class TrainResult:
+    run_dir: str
+    step: int
+    reason: str            # "max_epochs", "max_steps", "time_budget" or "interrupted"
+    best_val: float        # inf when never evaluated
+    best_step: int
+    last_val: float = None
+
+
+class StopFlag:
+    """SIGINT handler for the duration of training: the first Ctrl-C asks the loop to save
+    and stop between steps; further ones while saving only say to wait (the save is atomic
+    anyway); a third one outside a save raises KeyboardInterrupt."""
+
+    def __init__(self, log=None):
+        self.requested = False
+        self.saving = False
+        self.count = 0
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._previous = None
+
+    def __call__(self):
+        return self.requested
+
+    def _handler(self, signum, frame):
+        self.count += 1
+        self.requested = True
+        if self.count == 1:
+            self.log("\ninterrupt: saving last.npz after this step (Ctrl-C again to force)")
+        elif self.saving or self.count == 2:
+            self.log("interrupt: still saving, please wait")
+        else:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+        return False
+
+
+def _epoch(batcher):
+    return batcher.epoch + batcher.position / len(batcher)
+
+
+def _total_steps(cfg, batcher):
+    by_epochs = math.ceil(cfg.max_epochs * len(batcher))
+    return min(by_epochs, cfg.max_steps) if cfg.max_steps else by_epochs
+
+
+def train_step(s):
+    """One optimisation step; returns (loss, tokens) or (None, 0) if it was not finite."""
+    batch = s.batcher.next_batch()
+    if s.batcher.starts_epoch:
+        s.carry = None  # streams start again from their beginning
+    if len(batch) == 3:
+        x, y, mask = batch
+        loss, _ = s.model.loss(x, y, mask)
+        ntok = int(np.count_nonzero(mask))
+    else:
+        x, y = batch
+        loss, s.carry = s.model.loss(x, y, state=s.carry)
+        ntok = x.size
+    norm = clip_grad_norm(s.model.grads, s.cfg.grad_clip or None)
+    if not (math.isfinite(loss) and math.isfinite(norm)):
+        return None, 0
+    s.optimizer.step()
+    return loss, ntok
+
+
+def snapshot(s):
+    return pack_state(s.model, s.optimizer, s.scalars, s.batcher.state_dict(), s.carry, s.rng)
+
+
+def restore(s, snap):
+    s.scalars, data_state, s.carry = unpack_state(snap, s.model, s.optimizer, s.rng)
+    s.batcher.load_state_dict({k: int(v) for k, v in data_state.items()})
+
+
+def save_last(s, stop):
+    stop.saving = True
+    try:
+        save_arrays(os.path.join(s.run_dir, "last.npz"), snapshot(s))
+    finally:
+        stop.saving = False
+
+
+def sample_text(s, length, temperature=0.8):
+    """A short sample from the model for the eval log (its own RNG: training is unaffected)."""
+    rng = np.random.default_rng([s.cfg.seed, s.scalars["step"]])
+    v = s.vocab
+    if s.cfg.line_mode:
+        lines = [v.decode_text(s.model.sample([v.bos_id], 100, temperature, rng=rng,
+                                              stop_id=v.eos_id)) for _ in range(5)]
+        return "\n".join(lines)
+    prompt = np.asarray(s.val_data[:1], dtype=np.int64)
+    ids = s.model.sample(prompt, length, temperature, rng=rng)
+    return v.decode_text(np.concatenate([prompt, np.asarray(ids, dtype=np.int64)]))
+
+
+def evaluate(s, stop, log, elapsed, tok_per_s):
+    """Validate, update best/lr, save, log. Returns the validation loss (None if stopped)."""
+    cfg, sc = s.cfg, s.scalars
+    val = evaluate_loss(s.model, s.val_data, s.vocab, cfg.batch_size, cfg.seq_length,
+                        cfg.eval_tokens, should_stop=stop)
+    if val is None:
+        return None
+    if not math.isfinite(val):
+        return val
+    train_loss = sc["loss_sum"] / sc["loss_count"] if sc["loss_count"] else None
+    sc["loss_sum"], sc["loss_count"] = 0.0, 0
+    row = {"step": sc["step"], "epoch": round(_epoch(s.batcher), 4), "tokens": sc["tokens"],
+           "elapsed": round(elapsed, 2), "lr": s.optimizer.lr, "train_loss": train_loss,
+           "val_loss": val, "val_ppl": perplexity(val), "tok_per_s": round(tok_per_s, 1)}
+    if cfg.level == "char":
+        row["val_bpc"] = bits_per_token(val)
+    is_best = val < sc["best_val"] - IMPROVE_EPS
+    lr_note = None
+    if is_best:
+        sc["best_val"], sc["best_step"], sc["bad_evals"] = val, sc["step"], 0
+    else:
+        sc["bad_evals"] += 1
+        if sc["bad_evals"] > cfg.patience and s.optimizer.lr > cfg.min_lr:
+            s.optimizer.lr = max(cfg.min_lr, s.optimizer.lr * cfg.lr_decay)
+            sc["bad_evals"] = 0
+            lr_note = f"validation loss stalled: learning rate lowered to {s.optimizer.lr:.2e}"
+    sc["last_eval_step"] = sc["step"]
+    sc["elapsed"] = elapsed
+    stop.saving = True
+    try:
+        if is_best:
+            save_arrays(os.path.join(s.run_dir, "best.npz"),
+                        {**{f"param/{k}": v for k, v in s.model.params.items()},
+                         "state/step": np.asarray(sc["step"], dtype=np.int64),
+                         "state/val_loss": np.asarray(val, dtype=np.float64)})
+        save_arrays(os.path.join(s.run_dir, "last.npz"), snapshot(s))
+        append_jsonl(os.path.join(s.run_dir, "metrics.jsonl"), row)
+    finally:
+        stop.saving = False
+    redraw_curves(s, log)
+    log(format_eval_line(row, is_best, cfg.level))
+    if lr_note:
+        log(lr_note)
+    if cfg.sample_length:
+        log(_indent(sample_text(s, cfg.sample_length)))
+    return val
+
+
+def _indent(text):
+    return "\n".join("    " + line for line in text.split("\n"))
+
+
+def redraw_curves(s, log):
+    """curves.png from metrics.jsonl; a plotting failure is reported, never fatal."""
+    try:
+        from lm.plot import plot_runs
+        plot_runs([s.run_dir], os.path.join(s.run_dir, "curves.png"))
+    except Exception as e:  # noqa: BLE001 - the training run matters more than its figure
+        log(f"warning: could not draw curves.png: {e}")
+
+
+def trim_metrics(run_dir, step):
+    """On resume: drop metrics lines logged after the saved step (a crash after the log)."""
+    path = os.path.join(run_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return
+    rows = read_jsonl(path)
+    keep = [r for r in rows if isinstance(r.get("step"), int) and r["step"] <= step]
+    if len(keep) != len(rows):
+        from lm.checkpoint import atomic_write
+        import json
+        with atomic_write(path, "w") as f:
+            for r in keep:
+                f.write(json.dumps(r, allow_nan=False, separators=(",", ":")) + "\n")
+
+
+def banner(s):
+    """The start-up lines: corpus, vocabulary, parameters, tokens per step, seed."""
+    cfg, c, b = s.cfg, s.corpus, s.batcher
+    n_train = len(s.train_data.ids) if cfg.line_mode else len(s.train_data)
+    n_val = len(s.val_data.ids) if cfg.line_mode else len(s.val_data)
+    lines = [f"corpus  {c.path}: {c.num_bytes:,} bytes, {len(c.ids):,} {cfg.level} tokens"
+             + (f" in {c.num_lines:,} lines" if cfg.line_mode else "")
+             + f" ({n_train:,} train / {n_val:,} validation)",
+             f"vocab   {len(s.vocab):,} tokens"
+             + (f" (min_count {cfg.min_count})" if cfg.min_count > 1 else ""),
+             f"model   {cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embed {cfg.embed_size}, "
+             f"dropout {cfg.dropout:g}: {s.model.num_params():,} parameters ({cfg.dtype})"]
+    if cfg.line_mode:
+        per_step = f"{b.batch_size} lines per step ({len(b)} steps per epoch)"
+    else:
+        per_step = (f"{b.batch_size} x {b.seq_length} = {b.batch_size * b.seq_length:,} tokens "
+                    f"per step ({len(b):,} steps per epoch)")
+    lines.append(f"batch   {per_step}; {cfg.optimizer} lr {s.optimizer.lr:.2e}, "
+                 f"grad_clip {cfg.grad_clip:g}")
+    lines.append(f"seed    {cfg.seed}; run directory {s.run_dir}"
+                 + (f" (resumed at step {s.scalars['step']:,})" if s.resumed else ""))
+    return lines + [f"note    {n}" for n in s.notes]
+
+
+def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
+    """Train as `cfg` says; returns a TrainResult. See the module docstring.
+
+    given: flag names set on the command line (resume keeps the others from config.json).
+    log: function taking one line (default: print through tqdm). progress: show a bar
+    (None: only when stderr is a terminal). stop: a StopFlag (default: a new one).
+    """
+    from tqdm.auto import tqdm
+
+    log = log or (lambda line: tqdm.write(line, file=sys.stdout))
+    s = setup(cfg, given)
+    cfg, sc = s.cfg, s.scalars
+    for line in banner(s):
+        log(line)
+    if s.resumed:
+        trim_metrics(s.run_dir, sc["step"])
+    stop = stop or StopFlag()
+    total = _total_steps(cfg, s.batcher)
+    t_start = time.monotonic()
+    elapsed0 = sc["elapsed"]
+    good = snapshot(s)  # the last state known to be finite
+    bar = tqdm(total=total, initial=min(sc["step"], total), unit="step", dynamic_ncols=True,
+               disable=(not sys.stderr.isatty()) if progress is None else not progress,
+               file=sys.stderr)
+    rate_t, rate_tok, recent, reason = time.monotonic(), 0, [], None
+    tok_per_s = 0.0
+    try:
+        with stop:
+            while True:
+                now = time.monotonic()
+                if stop.requested:
+                    reason = "interrupted"
+                elif sc["step"] >= total:
+                    reason = "max_steps" if cfg.max_steps and total == cfg.max_steps \
+                        else "max_epochs"
+                elif cfg.time_budget and now - t_start >= cfg.time_budget:
+                    reason = "time_budget"
+                if reason:
+                    break
+                loss, ntok = train_step(s)
+                if loss is None:
+                    good = _recover(s, good, log)
+                    continue
+                sc["step"] += 1
+                sc["tokens"] += ntok
+                sc["loss_sum"] += loss * ntok
+                sc["loss_count"] += ntok
+                rate_tok += ntok
+                recent = (recent + [loss])[-20:]
+                dt = time.monotonic() - rate_t
+                tok_per_s = rate_tok / dt if dt > 0 else 0.0
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(recent):.3f}", tok_s=f"{tok_per_s:,.0f}",
+                                refresh=False)
+                if sc["step"] % cfg.eval_every == 0:
+                    val = evaluate(s, stop, log, elapsed0 + time.monotonic() - t_start,
+                                   tok_per_s)
+                    if val is not None and not math.isfinite(val):
+                        good = _recover(s, good, log)
+                        continue
+                    if val is not None:
+                        good = snapshot(s)
+                    rate_t, rate_tok = time.monotonic(), 0
+            last_val = None
+            if reason != "interrupted" and sc["last_eval_step"] != sc["step"]:
+                last_val = evaluate(s, stop, log, elapsed0 + time.monotonic() - t_start,
+                                    tok_per_s)
+                if last_val is not None and not math.isfinite(last_val):
+                    restore(s, good)  # never save a diverged model
+            if stop.requested:
+                reason = "interrupted"
+            sc["elapsed"] = elapsed0 + time.monotonic() - t_start
+            save_last(s, stop)
+    finally:
+        bar.close()
+    return TrainResult(s.run_dir, sc["step"], reason, sc["best_val"], sc["best_step"], last_val)
+
+
+def _recover(s, good, log):
+    """After a non-finite loss: back to the last good state with half the lr, or stop."""
+    restarts = s.scalars["nonfinite_restarts"] + 1
+    step = s.scalars["step"]
+    restore(s, good)
+    s.scalars["nonfinite_restarts"] = restarts
+    if restarts > MAX_RESTARTS:
+        raise CliError(f"training diverged: the loss became NaN or infinite at step {step + 1} "
+                       f"even after halving the learning rate {MAX_RESTARTS} times; the last "
+                       f"good checkpoint is {s.run_dir}/last.npz (try a smaller "
+                       f"--learning_rate or --grad_clip)", code=1)
+    s.optimizer.lr *= 0.5
+    log(f"warning: non-finite loss at step {step + 1}: back to step {s.scalars['step']} "
+        f"with learning rate {s.optimizer.lr:.2e} ({restarts}/{MAX_RESTARTS})")
+    return snapshot(s)
