@@ -66,11 +66,11 @@ def _is_int(s):
     return re.fullmatch(r"[+-]?\d+", s) is not None
 
 
-def read_labeled(path, encoding="utf-8", errors="strict"):
+def read_labeled(path, encoding="utf-8", errors="strict", min_classes=2):
     """Read a `label<TAB>text` file (plain or CSV-quoted) into LabeledData.
 
     ValueError (one line) for an empty file, a line without a label or text (naming its
-    line number), or fewer than two classes.
+    line number), or fewer than `min_classes` classes (evaluation files may pass 1).
     """
     rows = list(_rows(read_text(path, encoding, errors), path))
     if len(rows) > 1 and not _is_int(rows[0][1].strip()) and \
@@ -99,7 +99,7 @@ def read_labeled(path, encoding="utf-8", errors="strict"):
         index = {n: i for i, n in enumerate(names)}
         labels = np.array([index[s] for s in raw], dtype=np.int64)
     present = sorted(set(raw))
-    if len(present) < 2:
+    if len(present) < min_classes:
         raise ValueError(f"{path}: every example has the label {present[0]!r}; "
                          "a classifier needs at least two classes")
     return LabeledData(texts, labels, list(names))
