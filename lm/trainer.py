@@ -112,7 +112,8 @@ def snapshot(s):
 
 
 def restore(s, snap):
-    s.scalars, data_state, s.carry = unpack_state(snap, s.model, s.optimizer, s.rng)
+    scalars, data_state, s.carry = unpack_state(snap, s.model, s.optimizer, s.rng)
+    s.scalars.update(scalars)  # in place: the loop holds a reference to this dict
     s.batcher.load_state_dict({k: int(v) for k, v in data_state.items()})
 
 

@@ -1,0 +1,208 @@
+"""The training loop in-process: exact resume, divergence recovery, run-directory rules."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import lm.trainer as trainer
+from lm.checkpoint import load_arrays
+from lm.cli import CliError
+from lm.config import TrainConfig
+from lm.trainer import train
+
+TINY = dict(embed_size=6, hidden_size=10, seq_length=7, batch_size=3, sample_length=0,
+            learning_rate=1e-2)
+
+
+@pytest.fixture(autouse=True)
+def no_curves(monkeypatch):
+    """Drawing curves.png costs about a second per evaluation; test_plot covers it."""
+    monkeypatch.setattr(trainer, "redraw_curves", lambda s, log: None)
+
+
+def quiet(line):
+    pass
+
+
+def write_corpus(path, n=1500, seed=0):
+    rng = np.random.default_rng(seed)
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran"]
+    text = " ".join(words[i] for i in rng.integers(0, len(words), n // 4))
+    path.write_text(text + "\n", encoding="utf-8")
+    return str(path)
+
+
+def write_names(path, n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    syll = ["an", "na", "el", "la", "mi", "ra", "jo", "se"]
+    names = ["".join(syll[i] for i in rng.integers(0, len(syll), rng.integers(1, 4)))
+             for _ in range(n)]
+    path.write_text("\n".join(names) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+LOGGED = ("step", "epoch", "tokens", "lr", "train_loss", "val_loss")
+
+
+@pytest.mark.parametrize("line_mode", [False, True], ids=["bptt", "lines"])
+def test_resume_is_exact_in_float64(tmp_path, line_mode):
+    corpus = (write_names if line_mode else write_corpus)(tmp_path / "c.txt")
+    common = dict(TINY, corpus=corpus, dtype="float64", dropout=0.2, eval_every=5,
+                  line_mode=line_mode, patience=0, lr_decay=0.7)
+    a = str(tmp_path / "a")
+    train(TrainConfig(**common, out_dir=a, max_steps=20), log=quiet)
+    b = str(tmp_path / "b")
+    r1 = train(TrainConfig(**common, out_dir=b, max_steps=10), log=quiet)
+    assert r1.step == 10
+    r2 = train(TrainConfig(**common, out_dir=b, max_steps=20, resume=True),
+               given={"resume", "max_steps", "out_dir"}, log=quiet)
+    assert r2.step == 20
+    ma, mb = metrics(a), metrics(b)
+    assert [r["step"] for r in ma] == [5, 10, 15, 20]
+    assert [[r[k] for k in LOGGED] for r in ma] == [[r[k] for k in LOGGED] for r in mb]
+    la, lb = load_arrays(os.path.join(a, "last.npz")), load_arrays(os.path.join(b, "last.npz"))
+    assert sorted(la) == sorted(lb)
+    for k in la:
+        if k != "state/elapsed":
+            np.testing.assert_array_equal(la[k], lb[k], err_msg=k)
+    assert la["param/embed.W"].dtype == np.float64
+
+
+def test_interrupt_between_evaluations_resumes_exactly(tmp_path):
+    """A stop requested mid-interval saves the partial train-loss sums too."""
+    corpus = write_corpus(tmp_path / "c.txt")
+    common = dict(TINY, corpus=corpus, dtype="float64", eval_every=6)
+    a = str(tmp_path / "a")
+    train(TrainConfig(**common, out_dir=a, max_steps=12), log=quiet)
+
+    class StopAt(trainer.StopFlag):
+        def __call__(self):
+            return self.requested
+
+    stop = StopAt()
+    calls = {"n": 0}
+    real_step = trainer.train_step
+
+    def step_then_stop(s):
+        calls["n"] += 1
+        if calls["n"] == 8:
+            stop.requested = True
+        return real_step(s)
+
+    b = str(tmp_path / "b")
+    trainer.train_step = step_then_stop
+    try:
+        r = train(TrainConfig(**common, out_dir=b, max_steps=12), log=quiet, stop=stop)
+    finally:
+        trainer.train_step = real_step
+    assert (r.reason, r.step) == ("interrupted", 8)
+    train(TrainConfig(**common, out_dir=b, max_steps=12, resume=True),
+          given={"resume"}, log=quiet)
+    assert [[r[k] for k in LOGGED] for r in metrics(a)] == \
+        [[r[k] for k in LOGGED] for r in metrics(b)]
+
+
+def test_nonfinite_loss_goes_back_and_halves_lr(tmp_path, monkeypatch):
+    corpus = write_corpus(tmp_path / "c.txt")
+    real_step = trainer.train_step
+    calls = {"n": 0}
+
+    def flaky(s):
+        calls["n"] += 1
+        if calls["n"] in (7, 8):  # two bad steps in a row, after the eval at step 5
+            s.batcher.next_batch()
+            return None, 0
+        return real_step(s)
+
+    monkeypatch.setattr(trainer, "train_step", flaky)
+    lines = []
+    r = train(TrainConfig(**TINY, corpus=corpus, out_dir=str(tmp_path / "r"), max_steps=10,
+                          eval_every=5), log=lines.append)
+    assert r.step == 10
+    warn = [x for x in lines if "non-finite" in x]
+    assert len(warn) == 2 and "back to step 5" in warn[0]
+    rows = metrics(str(tmp_path / "r"))
+    assert [x["step"] for x in rows] == [5, 10]
+    assert rows[1]["lr"] == pytest.approx(TINY["learning_rate"] / 4)
+
+
+def test_persistent_nonfinite_loss_stops_with_a_message(tmp_path, monkeypatch):
+    corpus = write_corpus(tmp_path / "c.txt")
+    monkeypatch.setattr(trainer, "train_step", lambda s: (None, 0))
+    with pytest.raises(CliError, match="diverged.*learning_rate"):
+        train(TrainConfig(**TINY, corpus=corpus, out_dir=str(tmp_path / "r"), max_steps=10),
+              log=quiet)
+
+
+def test_refuses_to_overwrite_a_run(tmp_path):
+    corpus = write_corpus(tmp_path / "c.txt")
+    out = str(tmp_path / "r")
+    train(TrainConfig(**TINY, corpus=corpus, out_dir=out, max_steps=3, eval_every=3), log=quiet)
+    before = open(os.path.join(out, "last.npz"), "rb").read()
+    with pytest.raises(ValueError, match="--resume.*--out_dir"):
+        train(TrainConfig(**TINY, corpus=corpus, out_dir=out, max_steps=3), log=quiet)
+    assert open(os.path.join(out, "last.npz"), "rb").read() == before
+    with pytest.raises(ValueError, match="--hidden_size"):
+        train(TrainConfig(**dict(TINY, hidden_size=12), corpus=corpus, out_dir=out,
+                          resume=True), given={"hidden_size", "resume"}, log=quiet)
+
+
+def test_resume_without_a_run_is_an_error(tmp_path):
+    corpus = write_corpus(tmp_path / "c.txt")
+    with pytest.raises(FileNotFoundError, match="no last.npz"):
+        train(TrainConfig(**TINY, corpus=corpus, out_dir=str(tmp_path / "x"), resume=True),
+              log=quiet)
+
+
+def test_time_budget_stops_evaluates_and_saves(tmp_path):
+    corpus = write_corpus(tmp_path / "c.txt")
+    out = str(tmp_path / "r")
+    r = train(TrainConfig(**TINY, corpus=corpus, out_dir=out, time_budget=0.3,
+                          eval_every=10**6), log=quiet)
+    assert r.reason == "time_budget" and r.step > 0
+    assert metrics(out)[-1]["step"] == r.step
+    assert os.path.exists(os.path.join(out, "best.npz"))
+
+
+def test_init_from_copies_weights_and_vocab(tmp_path):
+    corpus = write_corpus(tmp_path / "c.txt")
+    src = str(tmp_path / "src")
+    train(TrainConfig(**TINY, corpus=corpus, out_dir=src, max_steps=4, eval_every=4), log=quiet)
+    other = write_corpus(tmp_path / "other.txt", seed=1)
+    dst = str(tmp_path / "dst")
+    setup_cfg = TrainConfig(**dict(TINY, hidden_size=99), corpus=other, out_dir=dst,
+                            init_from=src, max_steps=1)
+    from lm.train_setup import setup
+    s = setup(setup_cfg, given=set())
+    assert s.cfg.hidden_size == TINY["hidden_size"]  # the weights fix the shape
+    best = load_arrays(os.path.join(src, "best.npz"))
+    np.testing.assert_array_equal(s.model.params["embed.W"], best["param/embed.W"])
+    with open(os.path.join(src, "vocab.json")) as f1, open(os.path.join(dst, "vocab.json")) as f2:
+        assert json.load(f1) == json.load(f2)
+
+
+def test_stale_tmp_files_are_cleaned(tmp_path):
+    corpus = write_corpus(tmp_path / "c.txt")
+    out = tmp_path / "r"
+    out.mkdir()
+    stale = out / ".last.npz.tmp-999999999-0123abcd"
+    stale.write_bytes(b"half")
+    train(TrainConfig(**TINY, corpus=corpus, out_dir=str(out), max_steps=2, eval_every=2),
+          log=quiet)
+    assert not stale.exists()
+
+
+def test_config_checks_name_the_flag():
+    for kw, flag in [(dict(batch_size=0), "--batch_size"), (dict(val_frac=1.0), "--val_frac"),
+                     (dict(learning_rate=-1), "--learning_rate"), (dict(cell="lstn"), "--cell"),
+                     (dict(dropout=1.0), "--dropout"), (dict(seq_length=2.5), "--seq_length"),
+                     (dict(tie_weights=True), "--tie_weights"),
+                     (dict(time_budget=float("nan")), "--time_budget")]:
+        with pytest.raises(ValueError, match=flag):
+            TrainConfig(**kw).validate()
