@@ -10,11 +10,12 @@ upstream gradient on the outputs, and saves everything in OUR layout as plain ar
 
 Keys in each .npz:
   x (N, T, D), mask (N, T) bool, lengths (N,), dout (N, T, H or 2H): inputs;
-  h0, c0 (N, H) or (H,) (absent for bidirectional: zeros);
+  h0, c0 (N, H) or (H,), for bidirectional (N, 2H) = [forward, backward] (absent: zeros);
   param.<name>: weights in our layout (Wx (D, G*H), Wh (H, G*H), b or bx, bh;
     bidirectional: fwd.<name>, bwd.<name>);
   out (N, T, H or 2H), zero at padded steps like pad_packed_sequence;
-  hN, cN: final states, (N, H) or (2, N, H) for bidirectional (forward, backward);
+  hN, cN: final states, (N, H), or (2, N, H) for bidirectional (forward, backward) as
+    PyTorch gives them;
   dx, dh0, dc0 and grad.<name>: gradients of sum(out * dout).
 Mapping: Wx = weight_ih.T, Wh = weight_hh.T; RNN/LSTM b = bias_ih + bias_hh; LSTM gate
 blocks reordered from PyTorch's i, f, g, o to our i, f, o, g; GRU bx = bias_ih,
@@ -80,11 +81,11 @@ def run_case(cell, bidirectional, packed, h0_kind, seed):
 
     states, leaves = [], {}
     if h0_kind != "none":
-        shape = (N, H) if h0_kind == "batch" else (H,)
+        shape = {"batch": (ndir, N, H), "shared": (H,)}[h0_kind]
         for name in ["h0", "c0"] if cell == "lstm" else ["h0"]:
             leaf = torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
             leaves[name] = leaf
-            states.append(leaf.expand(N, H).unsqueeze(0))   # (1, N, H); shared (H,) sums grads
+            states.append(leaf.expand(ndir, N, H))   # a shared (H,) state sums its gradient
     hx = None if not states else (tuple(states) if cell == "lstm" else states[0])
 
     inp = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False) if packed else x
@@ -100,8 +101,10 @@ def run_case(cell, bidirectional, packed, h0_kind, seed):
     if cN is not None:
         res["cN"] = (cN if bidirectional else cN[0]).detach().numpy()
     for name, leaf in leaves.items():
-        res[name] = leaf.detach().numpy()
-        res["d" + name] = leaf.grad.numpy()
+        # ours: (N, H), (H,), or (N, 2H) with both directions side by side
+        ours = (lambda a: a.permute(1, 0, 2).reshape(N, ndir * H)) if leaf.dim() == 3 else (lambda a: a)
+        res[name] = ours(leaf.detach()).numpy()
+        res["d" + name] = ours(leaf.grad).numpy()
     directions = [("fwd.", ""), ("bwd.", "_reverse")] if bidirectional else [("", "")]
     for prefix, suffix in directions:
         for k, v in our_params(cell, mod, suffix).items():
@@ -118,6 +121,7 @@ CASES = {  # name suffix: (bidirectional, packed, h0 kind)
     "packed_no_h0": (False, True, "none"),
     "bi_full": (True, False, "none"),
     "bi_packed": (True, True, "none"),
+    "bi_packed_h0": (True, True, "batch"),
 }
 
 
