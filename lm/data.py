@@ -71,11 +71,17 @@ def split_ids(ids, val_frac=0.1):
     n = len(ids)
     n_train = int(n * (1 - val_frac))
     if n_train < MIN_SPLIT_TOKENS or n - n_train < MIN_SPLIT_TOKENS:
-        need = int(np.ceil(MIN_SPLIT_TOKENS / min(val_frac, 1 - val_frac))) + 1
-        raise ValueError(f"corpus too short to train: {n:,} tokens leave {n_train} for "
-                         f"training and {n - n_train} for validation (--val_frac "
-                         f"{val_frac}); need at least {need} tokens")
+        raise ValueError(_too_short(n, n_train, "tokens", val_frac, MIN_SPLIT_TOKENS))
     return ids[:n_train], ids[n_train:]
+
+
+def _too_short(n, n_train, what, val_frac, least):
+    """The message for a split with fewer than `least` items on one side."""
+    need = next((m for m in range(n + 1, 10 ** 6) if int(m * (1 - val_frac)) >= least
+                 and m - int(m * (1 - val_frac)) >= least), None)
+    need = f"need at least {need:,} {what}" if need else "raise --val_frac"
+    return (f"corpus too short to train: {n:,} {what} leave {n_train:,} for training and "
+            f"{n - n_train:,} for validation (--val_frac {val_frac}); {need}")
 
 
 def split_lines(lines, val_frac=0.1):
@@ -85,9 +91,7 @@ def split_lines(lines, val_frac=0.1):
     n = len(lines)
     n_train = int(n * (1 - val_frac))
     if n_train < 1 or n - n_train < 1:
-        raise ValueError(f"corpus too short to train: {n:,} lines leave {n_train} for "
-                         f"training and {n - n_train} for validation (--val_frac "
-                         f"{val_frac}); need at least {int(np.ceil(1 / val_frac)) + 1} lines")
+        raise ValueError(_too_short(n, n_train, "lines", val_frac, 1))
     return lines.slice(0, n_train), lines.slice(n_train, n)
 
 

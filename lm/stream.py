@@ -22,10 +22,11 @@ import numpy as np
 import regex
 
 from .text import CHUNK_BYTES, iter_text
-from .vocab import LINE_SPECIALS, SPECIALS, WORD_PATTERN, WORD_RE, Vocab, check_level, \
-    is_space
+from .vocab import LINE_SPECIALS, SPECIALS, WORD_PATTERN, Vocab, check_level, is_space, \
+    word_tokens
 
 NUM_CODEPOINTS = 0x110000
+WORD_CHUNK_BYTES = 1 << 18
 _SAFE_SPLIT = regex.compile(r"\s\S", flags=regex.REVERSE)  # last space -> non-space edge
 _LAST_TOKEN = regex.compile(f"(?:{WORD_PATTERN})\\Z", flags=regex.REVERSE | regex.DOTALL)
 
@@ -109,7 +110,7 @@ def _count(pieces, level, line_mode):
             lines = _lines(piece)
             num_lines += len(lines)
             for line in lines:
-                tokens = line if level == "char" else WORD_RE.findall(line)
+                tokens = line if level == "char" else word_tokens(line)
                 counts.update(tokens)
                 num_tokens += len(tokens)
         elif level == "char":
@@ -119,7 +120,7 @@ def _count(pieces, level, line_mode):
             cp_counts[:len(binc)] += binc
             num_tokens += len(piece)
         else:
-            tokens = WORD_RE.findall(piece)
+            tokens = word_tokens(piece)
             counts.update(tokens)
             num_tokens += len(tokens)
     if cp_counts is not None:
@@ -149,14 +150,14 @@ def _encode(pieces, vocab, level, line_mode, num_tokens, num_lines):
                 lens = [len(s) for s in lines]
                 new = lut[_codepoints("".join(lines))]
             else:
-                toks = [WORD_RE.findall(s) for s in lines]
+                toks = [word_tokens(s) for s in lines]
                 lens = [len(t) for t in toks]
                 new = vocab.encode([t for ts in toks for t in ts])
             offsets[line + 1:line + 1 + len(lines)] = pos + np.cumsum(lens)
             line += len(lines)
         else:
             new = lut[_codepoints(piece)] if level == "char" else vocab.encode(
-                WORD_RE.findall(piece))
+                word_tokens(piece))
         if pos + len(new) > num_tokens or (line_mode and line > num_lines):
             raise ValueError("the file changed while it was being read")
         ids[pos:pos + len(new)] = new
@@ -182,7 +183,7 @@ def check_trainable(counts, num_tokens, path, level, line_mode):
 
 def load_corpus(path, level="char", lowercase=False, min_count=1, max_vocab=None,
                 line_mode=False, encoding="utf-8", errors="strict", vocab=None,
-                chunk_bytes=CHUNK_BYTES):
+                chunk_bytes=None):
     """Read, tokenise and encode a text file into a Corpus, in two streaming passes.
 
     With `vocab` (resuming, evaluating, --init_from) that vocabulary is used as is,
@@ -194,6 +195,8 @@ def load_corpus(path, level="char", lowercase=False, min_count=1, max_vocab=None
     if vocab is not None:
         level, lowercase = vocab.level, vocab.lowercase
     check_level(level)
+    if chunk_bytes is None:  # word tokens cost ~60 bytes each while a chunk is processed
+        chunk_bytes = CHUNK_BYTES if level == "char" else WORD_CHUNK_BYTES
     args = (path, level, lowercase, line_mode, encoding, errors, chunk_bytes)
     counts, num_tokens, num_lines = _count(_pieces(*args), level, line_mode)
     if vocab is None:

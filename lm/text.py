@@ -7,7 +7,7 @@ bad file fails in one place with one clear, one-line `ValueError`:
   Windows gives exactly the same tokens as the same file saved on Linux;
 - UTF-16/UTF-32 files (byte order mark, or NUL bytes in every other position) are named
   as such and decoded when `encoding="utf-16"` is passed;
-- a file that is mostly NUL, control bytes or invalid UTF-8 is refused as binary;
+- a file with more than a few NUL or control bytes is refused as binary;
 - invalid UTF-8 fails with the byte offset of the first bad byte, or becomes U+FFFD
   with `errors="replace"` (the CLIs' `--encoding_errors replace`).
 
@@ -19,7 +19,8 @@ import os
 
 CHUNK_BYTES = 1 << 20  # bytes read per chunk by iter_text
 SNIFF_BYTES = 1 << 16  # bytes inspected to recognise UTF-16 and binary files
-BINARY_FRACTION = 0.10  # NUL / control / undecodable share above which a file is binary
+BINARY_FRACTION = 0.05  # share of NUL/control bytes above which a file is binary
+NUL_FRACTION = 0.01  # share of NUL bytes above which a file is binary
 ERRORS = ("strict", "replace", "ignore", "backslashreplace")
 _UTF8 = {"utf-8", "utf-8-sig", "ascii"}  # codecs.lookup() names of the 8-bit UTF-8 family
 # NUL and control bytes that do not occur in real text (tab, LF, CR, FF, VT, ESC do)
@@ -79,17 +80,14 @@ def sniff(sample, path, encoding_name):
                 order = "little" if nul_odd > nul_even else "big"
                 raise ValueError(f"{path} looks like UTF-16 text ({order}-endian, no byte "
                                  f"order mark); pass --encoding utf-16-{order[0]}e")
-    bad = len(sample) - len(sample.translate(None, _BINARY_BYTES))
-    if encoding_name in _UTF8:
-        # Undecodable bytes count as binary evidence too (a truncated last character does not).
-        decoded = sample.decode("utf-8", errors="replace")
-        if len(sample) == SNIFF_BYTES:
-            decoded = decoded[:-3]
-        bad += decoded.count("\ufffd") - sample.count(b"\xef\xbf\xbd")
-    if sample and bad / len(sample) > BINARY_FRACTION:
+    # Text in any 8-bit encoding has no NUL and next to no other control bytes; compressed
+    # or random data has about 10% of them. Undecodable bytes are no evidence (cp1251).
+    nul = sample.count(0)
+    ctrl = len(sample) - len(sample.translate(None, _BINARY_BYTES))
+    if sample and (nul > NUL_FRACTION * len(sample) or ctrl > BINARY_FRACTION * len(sample)):
         raise ValueError(f"{path} looks like a binary file, not text "
-                         f"({100 * bad / len(sample):.0f}% of its first "
-                         f"{len(sample):,} bytes are NUL, control or undecodable bytes)")
+                         f"({100 * ctrl / len(sample):.0f}% of its first {len(sample):,} "
+                         f"bytes are NUL or control bytes)")
 
 
 def iter_text(path, encoding="utf-8", errors="strict", chunk_bytes=CHUNK_BYTES):

@@ -1,0 +1,139 @@
+"""Tokenisers and Vocab: exact round trips, specials, dtypes, JSON, suggestions."""
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lm.vocab import LINE_SPECIALS, Vocab, detokenize, id_dtype, tokenize
+
+
+def test_char_tokens_are_code_points():
+    assert tokenize("héllo 😀\n") == ["h", "é", "l", "l", "o", " ", "😀", "\n"]
+
+
+def test_word_tokens_keep_whitespace_numbers_punctuation():
+    text = "Hello,  wörld!\n\tIt's 2024: 3.14 naïve café—日本語 x²"
+    toks = tokenize(text, "word")
+    assert toks == ["Hello", ",", "  ", "wörld", "!", "\n\t", "It", "'", "s", " ", "2024",
+                    ":", " ", "3", ".", "14", " ", "naïve", " ", "café", "—", "日本語", " ",
+                    "x", "²"]
+    assert "".join(toks) == text
+
+
+def test_combining_marks_stay_in_words():
+    assert tokenize("cafe\u0301 ok", "word") == ["cafe\u0301", " ", "ok"]
+
+
+def test_lowercase():
+    assert tokenize("ABC Déjà", "word", lowercase=True) == ["abc", " ", "déjà"]
+    assert tokenize("AbΣ", "char", lowercase=True) == list("abς")
+
+
+def test_bad_level():
+    with pytest.raises(ValueError, match="--level must be one of char, word"):
+        tokenize("x", "byte")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.sampled_from(["char", "word"]))
+def test_roundtrip_arbitrary_text(text, level):
+    toks = tokenize(text, level)
+    assert detokenize(toks, level) == text
+    assert all(toks)  # no empty tokens
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.sampled_from(["char", "word"]))
+def test_vocab_roundtrip_arbitrary_text(text, level):
+    toks = tokenize(text, level)
+    v = Vocab.build(toks or ["a"], level=level)
+    ids = v.encode(toks)
+    assert v.decode(ids) == toks
+    assert v.decode_text(ids) == text
+
+
+def test_build_order_min_count_max_vocab():
+    counts = Counter({"a": 5, "b": 3, "c": 3, "d": 1})
+    v = Vocab.build(counts)
+    assert v.itos == ["<unk>", "a", "b", "c", "d"]
+    assert v.unk_id == 0 and v.stoi["a"] == 1
+    assert Vocab.build(counts, min_count=2).itos == ["<unk>", "a", "b", "c"]
+    assert Vocab.build(counts, max_vocab=3).itos == ["<unk>", "a", "b"]
+    line = Vocab.build(counts, specials=LINE_SPECIALS)
+    assert line.itos[:3] == ["<unk>", "<bos>", "<eos>"]
+    assert (line.bos_id, line.eos_id) == (1, 2)
+    assert Vocab.build("abracadabra").itos == ["<unk>", "a", "b", "r", "c", "d"]
+
+
+def test_build_errors():
+    with pytest.raises(ValueError, match="--min_count 9 leaves no tokens.*occurs 2 times"):
+        Vocab.build("aab", min_count=9)
+    with pytest.raises(ValueError, match="--min_count must be a positive integer"):
+        Vocab.build("ab", min_count=0)
+    with pytest.raises(ValueError, match="--max_vocab must be an integer above 1"):
+        Vocab.build("ab", max_vocab=1)
+
+
+def test_unknown_never_raises():
+    v = Vocab.build("hello")
+    assert v["z"] == 0 and "z" not in v
+    assert v.encode(list("hez")).tolist() == [v["h"], v["e"], 0]
+    assert v.decode_text(v.encode(list("hez"))) == "he<unk>"
+
+
+@pytest.mark.parametrize("size,dtype", [(2, np.uint8), (256, np.uint8), (257, np.uint16),
+                                        (65536, np.uint16), (65537, np.int32)])
+def test_narrowest_dtype(size, dtype):
+    assert id_dtype(size) == dtype
+    v = Vocab.build([str(i) for i in range(size - 1)], level="word")
+    assert len(v) == size and v.encode(["0", "1"]).dtype == dtype
+
+
+def test_decode_rejects_out_of_range():
+    v = Vocab.build("ab")
+    with pytest.raises(ValueError, match="out of range"):
+        v.decode([5])
+
+
+def test_line_specials_dropped_in_text():
+    v = Vocab.build("ab", specials=LINE_SPECIALS)
+    ids = [v.bos_id, v["a"], v["b"], v.eos_id]
+    assert v.decode_text(ids) == "ab"
+    assert v.decode_text(ids, keep_specials=True) == "<bos>ab<eos>"
+
+
+def test_json_roundtrip():
+    v = Vocab.build(tokenize("The cat sat on the Mat", "word", lowercase=True),
+                    specials=LINE_SPECIALS, level="word", lowercase=True)
+    d = json.loads(json.dumps(v.to_json()))
+    w = Vocab.from_json(d)
+    assert w == v and w.itos == v.itos and w.level == "word" and w.lowercase is True
+    assert (w.bos_id, w.eos_id) == (1, 2)
+    assert w.encode_text("THE MAT").tolist() == v.encode(["the", " ", "mat"]).tolist()
+
+
+@pytest.mark.parametrize("bad", [
+    [], {"itos": ["<unk>", "a"]}, {"format": "lm.vocab", "itos": "abc"},
+    {"format": "lm.vocab", "itos": ["a", "<unk>"]},
+    {"format": "lm.vocab", "itos": ["<unk>", "a", "a"]},
+    {"format": "lm.vocab", "itos": ["<unk>", 3]},
+    {"format": "lm.vocab", "itos": ["<unk>", "a"], "level": "byte"},
+    {"format": "lm.vocab", "itos": ["<unk>", "a"], "lowercase": "yes"},
+])
+def test_from_json_rejects_malformed(bad):
+    with pytest.raises(ValueError):
+        Vocab.from_json(bad)
+
+
+def test_closest_suggestions():
+    v = Vocab.build(list("abcdeé") + ["A"])
+    assert v.closest("É")[:2] == ["é", "e"]
+    assert v.closest("a")[0] == "A"
+    w = Vocab.build(["hello", "help", "world", "word"], level="word")
+    assert w.closest("helo")[0] == "hello"
+    assert w.closest("WRLD")[:1] == ["world"]
+    assert set(w.closest("Wordl")[:2]) == {"word", "world"}
+    assert w.closest("zzzz") == []
