@@ -6,6 +6,8 @@ allocating: file size, member count and names, compression ratio, each .npy head
 Anything wrong raises CheckpointError; a path that does not exist raises
 FileNotFoundError (so callers can tell "no checkpoint yet" from "bad checkpoint").
 """
+import ast
+import functools
 import io
 import os
 import stat
@@ -17,7 +19,7 @@ import zipfile
 import numpy as np
 
 from lm.atomic import atomic_write
-from lm.safe_zip import MEMBER_NAME_RE, CheckpointError, MemberReader, read_directory
+from lm.safe_zip import CheckpointError, MemberReader, is_safe_name, read_directory
 
 MAX_BYTES = 2 << 30  # default bound on file size and on total uncompressed bytes
 MAX_MEMBERS = 4096
@@ -32,7 +34,7 @@ _FINITE_CHUNK = 1 << 20  # elements per isfinite pass, to keep the temporary sma
 
 def _member_name(key):
     """`key` + ".npy" if it is an allowed array name, else ValueError."""
-    if not isinstance(key, str) or not MEMBER_NAME_RE.match(key + ".npy"):
+    if not isinstance(key, str) or not is_safe_name(key + ".npy"):
         raise ValueError(f"array name {key!r} is not allowed (1-196 characters from "
                          "letters, digits, '_', '.', '-', '/'; no '..' or leading '/')")
     return key + ".npy"
@@ -105,6 +107,20 @@ def _open(source):
     return os.fdopen(fd, "rb"), label, st.st_size, True
 
 
+@functools.lru_cache(maxsize=256)  # same-shaped arrays share a header: parse it once
+def _parse_header(raw, max_header):
+    """numpy's own .npy header reader (literal_eval, no pickle) on the bounded bytes."""
+    fp = io.BytesIO(raw)
+    text = raw[10 if raw[6] == 1 else 12:].decode("latin1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "invalid escape sequence" in a bad header
+        ast.literal_eval(text)  # a SyntaxError here skips numpy's slow Python-2 repair
+        version = np.lib.format.read_magic(fp)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)
+        return read(fp, max_header_size=max_header)
+
+
 def _read_header(r, label, name, max_header):
     """(shape, dtype, header length) of the .npy member read by `r`, without allocating."""
     if r.remaining() < 10:
@@ -123,14 +139,8 @@ def _read_header(r, label, name, max_header):
                               f"the {max_header}-byte limit")
     if hlen > r.remaining():
         raise CheckpointError(label, f"member {name!r} header runs past its end")
-    fp = io.BytesIO(magic + len_bytes + r.read(hlen))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            np.lib.format.read_magic(fp)
-            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0)
-            shape, fortran, dtype = read(fp, max_header_size=max_header)
+        shape, fortran, dtype = _parse_header(magic + len_bytes + r.read(hlen), max_header)
     except Exception as e:  # numpy raises ValueError, SyntaxError, TypeError, ...
         msg = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
         raise CheckpointError(label, f"member {name!r} has an unreadable header: {msg}") \

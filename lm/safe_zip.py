@@ -18,9 +18,13 @@ STORED, DEFLATED = 0, 8
 _MAX_EXTRA = 1024  # bytes of "extra" or comment allowed per entry
 _CHUNK = 1 << 24  # read in 16 MiB pieces
 
-# Member names: relative, ASCII, no empty or dot-only parts ("a/b.c.npy", never "../x").
-_PART = r"[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*"
-MEMBER_NAME_RE = re.compile(rf"(?=.{{1,200}}\Z){_PART}(?:/{_PART})*\Z")
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_./-]{1,200}\Z")
+
+
+def is_safe_name(name):
+    """Relative ASCII name of 1-200 characters from letters, digits, '_', '.', '-', '/',
+    with no empty or dot-only parts ("a/b.c.npy" yes; "../x", "/x", "a//b", "./x" no)."""
+    return bool(_NAME_CHARS.match(name)) and all(p.strip(".") for p in name.split("/"))
 
 
 class CheckpointError(ValueError):
@@ -119,7 +123,7 @@ def read_directory(f, size, label, max_members, max_ratio, max_total):
         raw = cd[pos:pos + n_len]
         pos += n_len + x_len + c_len
         name = raw.decode("ascii", "replace")
-        if not raw.isascii() or not MEMBER_NAME_RE.match(name):
+        if not raw.isascii() or not is_safe_name(name):
             raise CheckpointError(label, f"member name {name[:80]!r} is not allowed "
                                   "(letters, digits, '_', '.', '-', '/' only; no '..')")
         if name in names:

@@ -5,7 +5,6 @@ import pickle
 import struct
 import time
 import tracemalloc
-import zipfile
 import zlib
 
 import numpy as np
@@ -77,7 +76,7 @@ def test_pickled_object_array_never_runs(tmp_path):
     buf = io.BytesIO()
     np.savez(buf, w=np.array([Evil(str(tmp_path / "control"))], dtype=object),
              allow_pickle=True)
-    np.load(io.BytesIO(buf.getvalue()), allow_pickle=True)["w"]  # numpy with pickle...
+    np.load(io.BytesIO(buf.getvalue()), allow_pickle=True)["w"][0].close()  # numpy with pickle...
     assert (tmp_path / "control").exists()  # ...really runs the payload
     marker = tmp_path / "marker"
     evil = io.BytesIO()
