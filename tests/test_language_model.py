@@ -8,6 +8,7 @@ import pytest
 from lm.gradcheck import eval_numerical_gradient
 from lm.models.language_model import LanguageModelRNN
 from lm.optim import Adam
+from lm.sampling import sample_from_logits
 
 CELLS = ["rnn", "lstm", "gru"]
 
@@ -141,13 +142,13 @@ def test_returned_state_is_not_aliased_by_later_calls():
             np.testing.assert_array_equal(x, y)
 
 
-def greedy_reference(model, prompt, length):
-    """Greedy decoding by re-running the whole sequence for every token (slow, obvious)."""
+def reference_sample(model, prompt, length, rng, **kw):
+    """Sampling by re-running the whole sequence for every token (slow, obviously right)."""
     model.eval()
     seq = list(prompt)
     for _ in range(length):
         scores, _ = model.forward(np.array([seq]))
-        seq.append(int(np.argmax(scores[0, -1])))
+        seq.append(sample_from_logits(scores[0, -1], rng=rng, **kw))
     model.train()
     return seq[len(prompt):]
 
@@ -157,8 +158,19 @@ def test_top_k_one_sample_equals_greedy_recomputation(cell):
     model = LanguageModelRNN(7, 6, 8, cell=cell, num_layers=2, dropout=0.5, rng=1)
     model.train()
     out = model.sample([1, 2, 3], 12, top_k=1)
-    assert out == greedy_reference(model, [1, 2, 3], 12)
+    assert out == reference_sample(model, [1, 2, 3], 12, None, top_k=1)
     assert model.training  # mode restored
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_incremental_sampling_equals_full_recomputation(cell):
+    model = LanguageModelRNN(7, 6, 8, cell=cell, num_layers=2, dropout=0.5, dtype=np.float64,
+                             rng=2)
+    for p in model.params.values():
+        p *= 3  # larger weights: the carried state then changes what is sampled
+    out = model.sample([1, 2], 20, temperature=1.3, rng=np.random.default_rng(5))
+    ref = reference_sample(model, [1, 2], 20, np.random.default_rng(5), temperature=1.3)
+    assert out == ref and len(set(out)) >= 3
 
 
 def test_sampling_reproducible_and_stops():
