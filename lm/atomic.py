@@ -12,7 +12,7 @@ import secrets
 import time
 
 # `.<name>.tmp-<pid>-<8 hex>`: hidden, and recognisable by clean_stale_tmp.
-_TMP_RE = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$")
+_TMP_RE = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}\Z")
 
 
 class AtomicWriteError(OSError):

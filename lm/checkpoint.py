@@ -183,17 +183,23 @@ def load_checkpoint(run_dir, which="best.npz"):
         found = "missing" if embed is None else f"has shape {embed.shape}"
         raise CheckpointError(path, f"'param/embed.W' {found}; config.json and "
                               f"vocab.json imply {shape}")
-    _check_config_size(model, arrays, path)
+    _check_config_size(config, arrays, path)
     return config, vocab, arrays
 
 
-def _check_config_size(model, arrays, path):
-    """Refuse a config that implies far more weights than stored (building it could
-    exhaust memory): at least V*E embedding weights and L*H*H recurrent ones."""
+def _check_config_size(config, arrays, path):
+    """Refuse a config that implies more weights than are stored, before anything is
+    built from it (a lying config could exhaust memory). Lower bound on the weights:
+    V*E (embedding), E*H + L*H*H (recurrent layers), V*H (untied language-model head)."""
+    model = config["model"]
     stored = sum(a.size for k, a in arrays.items() if k.startswith("param/"))
-    implied = model["vocab_size"] * model["embed_size"]
-    if model.get("cell", "bag") != "bag" and "hidden_size" in model:
-        implied += model.get("num_layers", 1) * model["hidden_size"] ** 2
+    V, E = model["vocab_size"], model["embed_size"]
+    H = model.get("hidden_size", E)
+    implied = V * E
+    if model.get("cell", "bag") != "bag":
+        implied += E * H + model.get("num_layers", 1) * H * H
+    if config["kind"] == "language_model" and not model.get("tie_weights", False):
+        implied += V * H
     if implied > stored:
         raise CheckpointError(path, f"config.json implies at least {implied} weights "
                               f"but the checkpoint stores {stored}")

@@ -197,9 +197,12 @@ def test_load_model(tmp_path):
         load_model(tmp_path, TinyModel.from_config)
 
 
-def test_real_language_model_save_load_gives_identical_outputs(tmp_path):
+@pytest.mark.parametrize("cell, layers, tie", [("lstm", 1, False), ("gru", 2, True),
+                                               ("rnn", 1, False)])
+def test_real_language_model_save_load_gives_identical_outputs(tmp_path, cell, layers, tie):
     lmmod = pytest.importorskip("lm.models.language_model")
-    model = lmmod.LanguageModelRNN(V, E, H, cell="lstm", rng=np.random.default_rng(0))
+    model = lmmod.LanguageModelRNN(V, H if tie else E, H, cell=cell, num_layers=layers,
+                                   tie_weights=tie, rng=np.random.default_rng(0))
     vocab = {"itos": ["<unk>"] + list("abcdef")}
     write_run_metadata(tmp_path, {"kind": "language_model", "model": model.config()}, vocab)
     save_checkpoint(tmp_path, "best.npz", model.params)
