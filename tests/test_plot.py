@@ -1,0 +1,111 @@
+"""Learning-curve figures: language-model and sentiment runs, several runs on one figure."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from lm.plot import _labels, plot_runs, render_png
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def write_run(path, rows):
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / "metrics.jsonl", "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+        f.write('{"step": 99, "val_lo')  # a line torn by a crash is skipped
+    return str(path)
+
+
+def lm_rows(scale=1.0, char=True):
+    rows = []
+    for k in range(1, 6):
+        val = scale * (2.0 / k + 1.0)
+        r = {"step": 100 * k, "epoch": 0.1 * k, "tokens": 409600 * k, "elapsed": 30.0 * k,
+             "lr": 3e-3, "train_loss": val + 0.05, "val_loss": val, "val_ppl": 2.718 ** val}
+        if char:
+            r["val_bpc"] = val / 0.6931
+        rows.append(r)
+    return rows
+
+
+def sentiment_rows():
+    return [{"epoch": e, "step": 10 * e, "train_loss": 0.7 / e, "train_acc": 1 - 0.3 / e,
+             "val_loss": 0.8 / e, "val_acc": 1 - 0.35 / e, "test_loss": 0.8 / e,
+             "test_acc": 1 - 0.4 / e} for e in range(1, 6)]
+
+
+def png_size(data):
+    assert data[:8] == PNG_MAGIC
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_several_language_model_runs_on_one_figure(tmp_path):
+    a = write_run(tmp_path / "rnn", lm_rows(1.2))
+    b = write_run(tmp_path / "lstm", lm_rows(1.0))
+    out = tmp_path / "curves.png"
+    plot_runs([a, b], str(out))
+    w, h = png_size(out.read_bytes())
+    assert w > 600 and h > 400
+    assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]  # written atomically
+
+
+def test_word_level_runs_plot_perplexity_and_single_path_is_accepted(tmp_path):
+    run = write_run(tmp_path / "w", lm_rows(char=False))
+    plot_runs(run, str(tmp_path / "w.png"))
+    assert (tmp_path / "w.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def test_sentiment_runs_get_six_panels(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from lm.plot import _draw_sentiment
+    fig = Figure()
+    _draw_sentiment(fig, [("s", sentiment_rows())])
+    axes = fig.get_axes()
+    assert len(axes) == 6
+    titles = sorted(ax.get_title() for ax in axes)
+    assert titles == sorted(f"{s} {k}" for s in ("train", "validation", "test")
+                            for k in ("loss", "accuracy"))
+    assert all(len(ax.get_lines()) == 1 for ax in axes)
+    data = render_png([write_run(tmp_path / "s", sentiment_rows())])
+    assert png_size(data)[0] > 800
+
+
+def test_mixed_or_missing_runs_are_clear_errors(tmp_path):
+    lm_run = write_run(tmp_path / "a", lm_rows())
+    s_run = write_run(tmp_path / "b", sentiment_rows())
+    with pytest.raises(ValueError, match="sentiment"):
+        render_png([lm_run, s_run])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        render_png([str(tmp_path / "nope")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no metrics.jsonl"):
+        render_png([str(tmp_path / "empty")])
+
+
+def test_labels_are_distinct():
+    assert _labels(["x/a/run", "y/b/run"]) == ["a/run", "b/run"]
+    assert _labels(["runs/gru", "runs/lstm"]) == ["gru", "lstm"]
+
+
+def test_plot_cli(tmp_path):
+    write_run(tmp_path / "gru", lm_rows(1.1))
+    write_run(tmp_path / "lstm", lm_rows(1.0))
+    e = dict(os.environ, MPLBACKEND="Agg")
+    e["PYTHONPATH"] = REPO + os.pathsep + e.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, "-m", "lm.plot", "gru", "lstm", "--out", "cmp.png"],
+                          cwd=tmp_path, env=e, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "wrote cmp.png" in proc.stdout
+    assert (tmp_path / "cmp.png").read_bytes()[:8] == PNG_MAGIC
+    bad = subprocess.run([sys.executable, "-m", "lm.plot", "nope"], cwd=tmp_path, env=e,
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: ")
+    assert "Traceback" not in bad.stderr
