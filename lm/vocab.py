@@ -96,8 +96,8 @@ class Vocab:
         self.level, self.lowercase = check_level(level), bool(lowercase)
         self.stoi = {t: i for i, t in enumerate(itos)}
         self.unk_id = 0
-        self.bos_id = self.stoi.get(BOS)
-        self.eos_id = self.stoi.get(EOS)
+        self.bos_id = self.stoi[BOS] if BOS in specials else None
+        self.eos_id = self.stoi[EOS] if EOS in specials else None
         self.dtype = id_dtype(len(itos))
 
     @classmethod

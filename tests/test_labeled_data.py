@@ -56,6 +56,11 @@ def test_errors_name_the_line(tmp_path, text, msg):
         read_labeled(write(tmp_path, text))
 
 
+def test_one_class_allowed_for_evaluation_files(tmp_path):
+    d = read_labeled(write(tmp_path, "1\tgood\n1\tfine\n"), min_classes=1)
+    assert d.labels.tolist() == [1, 1] and d.label_names == ["negative", "positive"]
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError):
         read_labeled(str(tmp_path / "none.tsv"))

@@ -68,6 +68,11 @@ def test_build_order_min_count_max_vocab():
     assert Vocab.build("abracadabra").itos == ["<unk>", "a", "b", "r", "c", "d"]
 
 
+def test_marker_ids_only_from_specials():
+    v = Vocab.build(["<bos>", "a"], level="word")  # a token that looks like a marker
+    assert v.bos_id is None and v.eos_id is None and v["<bos>"] != 0
+
+
 def test_build_errors():
     with pytest.raises(ValueError, match="--min_count 9 leaves no tokens.*occurs 2 times"):
         Vocab.build("aab", min_count=9)
