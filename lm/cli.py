@@ -7,6 +7,7 @@ turns the expected failures into one line on stderr:
     ValueError, CheckpointError, FileNotFoundError, OSError -> `error: ...`, exit 2
     CliError(message, code)                               -> `error: ...`, exit `code`
     KeyboardInterrupt                                     -> `interrupted`, exit 130
+    BrokenPipeError (stdout closed by `| head`)           -> silent, exit 141
 """
 import math
 import os
@@ -16,6 +17,7 @@ from lm.checkpoint import CheckpointError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell tool killed by the signal
 
 
 class CliError(Exception):
@@ -30,6 +32,8 @@ def error_message(exc):
     """One line for the user, without Python's `[Errno 2]` noise."""
     if isinstance(exc, OSError) and exc.strerror and exc.filename:
         msg = f"{exc.filename}: {exc.strerror}"
+    elif isinstance(exc, OSError) and exc.strerror:
+        msg = exc.strerror
     elif isinstance(exc, KeyError) and exc.args:
         msg = str(exc.args[0])
     else:
@@ -47,6 +51,10 @@ def run_cli(fn, argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(EXIT_INTERRUPTED)
+    except BrokenPipeError:  # `python -m lm.sample | head`: the reader left, say nothing
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(EXIT_BROKEN_PIPE)
     except CliError as exc:
         print(f"error: {error_message(exc)}", file=sys.stderr)
         sys.exit(exc.code)

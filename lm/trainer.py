@@ -257,7 +257,7 @@ def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
     stop = stop or StopFlag()
     total = _total_steps(cfg, s.batcher)
     t_start = time.monotonic()
-    elapsed0 = sc["elapsed"]
+    elapsed0, step0 = sc["elapsed"], sc["step"]
     good = snapshot(s)  # the last state known to be finite
     bar = tqdm(total=total, initial=min(sc["step"], total), unit="step", dynamic_ncols=True,
                disable=(not sys.stderr.isatty()) if progress is None else not progress,
@@ -287,11 +287,12 @@ def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
                 sc["loss_count"] += ntok
                 rate_tok += ntok
                 recent = (recent + [loss])[-20:]
-                dt = time.monotonic() - rate_t
-                tok_per_s = rate_tok / dt if dt > 0 else 0.0
+                now = time.monotonic()
+                tok_per_s = rate_tok / (now - rate_t) if now > rate_t else 0.0
                 bar.update(1)
                 bar.set_postfix(loss=f"{np.mean(recent):.3f}", tok_s=f"{tok_per_s:,.0f}",
-                                refresh=False)
+                                eta=_eta(sc["step"] - step0, total - sc["step"], now - t_start,
+                                         cfg.time_budget), refresh=False)
                 if sc["step"] % cfg.eval_every == 0:
                     val = evaluate(s, stop, log, elapsed0 + time.monotonic() - t_start,
                                    tok_per_s)
@@ -314,6 +315,17 @@ def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
     finally:
         bar.close()
     return TrainResult(s.run_dir, sc["step"], reason, sc["best_val"], sc["best_step"], last_val)
+
+
+def _eta(steps_done, steps_left, seconds, budget):
+    """Time left as m:ss: by the step rate so far, capped by the time budget."""
+    left = steps_left * seconds / steps_done if steps_done else float("inf")
+    if budget:
+        left = min(left, max(0.0, budget - seconds))
+    if not math.isfinite(left):
+        return "?"
+    m, sec = divmod(int(left), 60)
+    return f"{m // 60}:{m % 60:02d}:{sec:02d}" if m >= 60 else f"{m}:{sec:02d}"
 
 
 def _recover(s, good, log):

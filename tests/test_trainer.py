@@ -206,3 +206,66 @@ def test_config_checks_name_the_flag():
                      (dict(time_budget=float("nan")), "--time_budget")]:
         with pytest.raises(ValueError, match=flag):
             TrainConfig(**kw).validate()
+
+
+def test_failing_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    from lm.checkpoint import save_arrays
+    corpus = write_corpus(tmp_path / "c.txt")
+    out = str(tmp_path / "r")
+    calls = {"n": 0}
+
+    def disk_full_on_second_last(path, arrays, **kw):
+        if path.endswith("last.npz"):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        return save_arrays(path, arrays, **kw)
+
+    monkeypatch.setattr(trainer, "save_arrays", disk_full_on_second_last)
+    with pytest.raises(OSError, match="No space"):
+        train(TrainConfig(**TINY, corpus=corpus, out_dir=out, max_steps=10, eval_every=3),
+              log=quiet)
+    kept = load_arrays(os.path.join(out, "last.npz"))
+    assert int(kept["state/step"]) == 3
+
+
+def test_word_level_logs_perplexity(tmp_path):
+    corpus = write_corpus(tmp_path / "c.txt")
+    lines = []
+    train(TrainConfig(**dict(TINY, sample_length=5), corpus=corpus, level="word",
+                      out_dir=str(tmp_path / "w"), max_steps=4, eval_every=4),
+          log=lines.append)
+    row = metrics(str(tmp_path / "w"))[-1]
+    assert "val_bpc" not in row and row["val_ppl"] == pytest.approx(np.exp(row["val_loss"]))
+    assert any("val ppl" in x for x in lines)
+
+
+def test_run_cli_turns_errors_into_one_line_and_exit_codes(capsys):
+    from lm.checkpoint import CheckpointError
+    from lm.cli import run_cli
+
+    def boom(kind="value"):
+        raise {"value": ValueError("--x must be > 0\n(detail)"),
+               "ckpt": CheckpointError("f.npz", "bad header"),
+               "missing": FileNotFoundError(2, "No such file or directory", "a.txt"),
+               "diverged": CliError("diverged", code=1),
+               "int": KeyboardInterrupt()}[kind]
+
+    for kind, code, text in [("value", 2, "error: --x must be > 0 (detail)"),
+                             ("ckpt", 2, "error: invalid checkpoint file 'f.npz': bad header"),
+                             ("missing", 2, "error: a.txt: No such file or directory"),
+                             ("diverged", 1, "error: diverged"), ("int", 130, "interrupted")]:
+        with pytest.raises(SystemExit) as e:
+            run_cli(boom, ["--kind", kind])
+        assert e.value.code == code
+        assert capsys.readouterr().err.strip() == text
+
+
+def test_raw_flags_keep_text_that_fire_would_parse():
+    from lm.cli import given_flags, raw_flag
+    argv = ["--start", "1984", "--stop=(1,2)", "--noresume", "--hidden-size", "8"]
+    assert raw_flag("start", argv) == "1984" and raw_flag("stop", argv) == "(1,2)"
+    assert raw_flag("seed", argv) is None
+    assert given_flags({"resume", "hidden_size", "seed"}, argv) == {"resume", "hidden_size"}
