@@ -143,3 +143,17 @@ def test_input_errors():
     bi = make("lstm", bidirectional=True)
     with pytest.raises(ValueError, match="bidirectional"):
         bi.forward(np.array([[1, 2]]), state=[None])
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "bag"])
+def test_step_equals_forward_one_step_at_a_time(cell):
+    enc = make(cell, num_layers=2, dropout=0.5)
+    enc.eval()
+    ids, _ = ids_mask(N=2, T=4)
+    whole, _ = enc.forward(ids)
+    state = None
+    for t in range(4):
+        h, state = enc.step(ids[:, t], state)
+        np.testing.assert_allclose(h, whole[:, t], atol=1e-12)
+    with pytest.raises(ValueError, match="bidirectional"):
+        make("gru", bidirectional=True).step(ids[:, 0])

@@ -126,6 +126,30 @@ class Encoder(Layer):
             new_state.append(None if final is None else tuple(np.array(a) for a in final))
         return x, new_state
 
+    def step(self, ids, state=None):
+        """One time step for generation (no dropout, no cache for backward).
+
+        ids: (N,) ints; state: as in `forward` (None = zeros). Returns h: (N, H_out) and
+        the new state. Uses each layer's `step_forward`, so a token costs one small
+        product per weight, not a sequence pass.
+        """
+        if self.bidirectional:
+            raise ValueError("a bidirectional encoder cannot run one step at a time")
+        x = self.embed.params["W"][np.asarray(ids).reshape(-1)]  # (N, E)
+        if self.cell == BAG:
+            return x, []
+        N, new_state = x.shape[0], []
+        for i, layer in enumerate(self.layers):
+            if state is None or state[i] is None:
+                zeros = np.zeros((N, self.hidden_size), dtype=x.dtype)
+                init = (zeros,) * len(layer.state_names)
+            else:
+                init = tuple(state[i])
+            out = layer.step_forward(x, *init)  # (next_h, [next_c,] cache)
+            new_state.append(tuple(out[:-1]))
+            x = out[0]
+        return x, new_state
+
     def backward(self, dh):
         """dh: (N, T, H_out) -> None; adds into every parameter gradient."""
         if self.cell == BAG:

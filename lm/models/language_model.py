@@ -134,8 +134,8 @@ class LanguageModelRNN(Layer):
                  stop_id=None):
         """Yield up to `length` token ids that follow `prompt_ids`, one at a time.
 
-        The prompt is run through once; then each new token is fed back as a T=1 step with
-        the carried recurrent state (O(1) work per token). Dropout is off while sampling
+        The prompt is run through once; then each new token is fed back through
+        `Encoder.step` with the carried recurrent state (O(1) work per token). Dropout is off while sampling
         and the previous train/eval mode is restored afterwards. Generation stops early
         after drawing `stop_id`, which is not yielded. See `lm.sampling` for temperature,
         top_k and top_p; rng: np.random.Generator or seed (None = seed 0).
@@ -154,15 +154,15 @@ class LanguageModelRNN(Layer):
         try:
             scores, state = self.forward(prompt[None, :].astype(np.int64))
             logits = scores[0, -1]
-            x = np.empty((1, 1), dtype=np.int64)
+            x = np.empty(1, dtype=np.int64)
             for _ in range(length):
                 tok = sample_from_logits(logits, temperature, top_k, top_p, rng)
                 if stop_id is not None and tok == stop_id:
                     return
                 yield tok
-                x[0, 0] = tok
-                h, state = self.encoder.forward(x, state)
-                logits = self.head.forward(h[:, 0])[0]  # (1, H) -> (V,)
+                x[0] = tok
+                h, state = self.encoder.step(x, state)  # (1, H): one step, state carried
+                logits = self.head.forward(h)[0]  # (1, H) -> (V,)
         finally:
             self.train(was_training)
 
