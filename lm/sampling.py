@@ -30,18 +30,18 @@ def filtered_probs(logits, temperature=1.0, top_k=None, top_p=None):
     z = np.array(logits, dtype=np.float64)  # a copy: filtered in place below
     if z.ndim != 2 or z.shape[1] == 0:
         raise ValueError(f"logits must be (V,) or (N, V) with V >= 1, got shape {np.shape(logits)}")
-    if np.isnan(z).any() or np.isposinf(z).any():
-        raise ValueError("logits contain NaN or +inf")
+    zmax = z.max(axis=1, keepdims=True)  # NaN and +inf show up in the row maximum
+    if not np.isfinite(zmax).all():
+        if np.isnan(zmax).any() or np.isposinf(zmax).any():
+            raise ValueError("logits contain NaN or +inf")
+        raise ValueError("every logit of a row is -inf")
     N, V = z.shape
+    z -= zmax  # stable softmax; the k largest keep the maximum, so top-k does not change it
     z /= float(temperature)
     if top_k and top_k < V:
         # indices of everything outside the k largest, per row
         drop = np.argpartition(-z, int(top_k) - 1, axis=1)[:, int(top_k):]
         np.put_along_axis(z, drop, -np.inf, axis=1)
-    zmax = z.max(axis=1, keepdims=True)
-    if not np.isfinite(zmax).all():
-        raise ValueError("every logit of a row is -inf")
-    z -= zmax
     p = np.exp(z, out=z)
     p /= p.sum(axis=1, keepdims=True)
     if top_p is not None and top_p < 1:

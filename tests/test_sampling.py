@@ -115,3 +115,11 @@ def test_bad_logits_raise():
         sample_from_logits(np.zeros((2, 2, 2)), rng=0)
     with pytest.raises(ValueError, match="-inf"):
         sample_from_logits(np.full(3, -np.inf), rng=0)
+
+
+def test_tiny_temperature_is_argmax_without_overflow():
+    rng = np.random.default_rng(9)
+    for _ in range(10):
+        z = rng.standard_normal(6) * 50
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            assert sample_from_logits(z, temperature=1e-9, rng=rng) == int(np.argmax(z))
