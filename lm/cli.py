@@ -47,6 +47,7 @@ def run_cli(fn, argv=None):
 
     os.environ.setdefault("PAGER", "cat")  # fire's --help must not wait for a pager
     try:
+        check_known_flags(fn, sys.argv[1:] if argv is None else argv)
         fire.Fire(fn, command=argv, name=_prog_name())
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -61,6 +62,45 @@ def run_cli(fn, argv=None):
     except (ValueError, CheckpointError, FileNotFoundError, OSError) as exc:
         print(f"error: {error_message(exc)}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+
+
+FIRE_FLAGS = {"help", "helpfull", "trace", "verbose", "interactive", "completion",
+              "separator"}
+
+
+def check_known_flags(fn, argv):
+    """Refuse a misspelt flag before anything runs (fire would run first, complain after)."""
+    import difflib
+    import inspect
+
+    sig = inspect.signature(fn)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    names = [n for n, p in sig.parameters.items() if p.kind is not p.VAR_POSITIONAL]
+    for arg in argv:
+        if arg == "--":
+            break
+        if arg.startswith("--"):
+            name = arg[2:].partition("=")[0].replace("-", "_")
+            if name in names or name in FIRE_FLAGS or (name[:2] == "no" and name[2:] in names):
+                continue
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" (did you mean --{close[0]}?)" if close else ""
+            raise ValueError(f"unknown flag --{name}{hint}")
+        if arg.startswith("-") and len(arg) > 1 and not _is_number(arg):
+            letter = arg[1:].partition("=")[0]
+            if letter == "h" or (len(letter) == 1 and
+                                 sum(n.startswith(letter) for n in names) == 1):
+                continue
+            raise ValueError(f"unknown flag {arg}; write flags out in full, like --{names[0]}")
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def _prog_name():

@@ -17,9 +17,8 @@ def corpus_label(corpus):
 
 
 def default_run_dir(cfg):
-    """checkpoints/<corpus>-<level>-<cell> (with `-lines` in line mode)."""
-    mode = "-lines" if cfg.line_mode else ""
-    return os.path.join(RUNS_ROOT, f"{corpus_label(cfg.corpus)}-{cfg.level}-{cfg.cell}{mode}")
+    """checkpoints/<corpus>-<level>-<cell>."""
+    return os.path.join(RUNS_ROOT, f"{corpus_label(cfg.corpus)}-{cfg.level}-{cfg.cell}")
 
 
 def has_checkpoint(run_dir):

@@ -138,8 +138,9 @@ def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_130(tmp_path):
     (["c.txt", "--dropout", "1"], ["--dropout"]),
     (["c.txt", "--max_epochs", "-1"], ["--max_epochs"]),
     (["c.txt", "--resume", "--out_dir", "nowhere"], ["--resume", "nowhere"]),
+    (["c.txt", "--lerning_rate", "3"], ["unknown flag --lerning_rate", "--learning_rate?"]),
 ], ids=["missing", "empty", "directory", "batch_size", "val_frac", "learning_rate", "cell",
-        "dropout", "max_epochs", "resume_nothing"])
+        "dropout", "max_epochs", "resume_nothing", "misspelt_flag"])
 def test_bad_input_is_one_line_exit_2(tmp_path, args, fragments):
     (tmp_path / "c.txt").write_text(corpus_text(50), encoding="utf-8")
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")
