@@ -62,39 +62,51 @@ def _codepoints(text):
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def _cut(text, level, lowercase, line_mode, final, limit):
-    """Index where `text` (carry + new chunk) may be cut without changing any token."""
-    if final:
-        return len(text)
+def _cut(text, level, lowercase, line_mode):
+    """Last index where `text` may be cut without changing any token, or -1 if none."""
     if line_mode:
-        return text.rfind("\n") + 1  # whole lines only (a line longer than a chunk waits)
+        return text.rfind("\n") + 1 or -1  # whole lines only
     if level == "char" and not lowercase:
         return len(text)
     m = _SAFE_SPLIT.search(text)
-    if m is not None:
-        return m.start() + 1
-    if len(text) > limit:  # no space in `limit` characters: cut at a class edge, or anywhere
-        m = _LAST_TOKEN.search(text) if level == "word" else None
-        return m.start() if m is not None and m.start() > 0 else len(text)
-    return 0
+    return m.start() + 1 if m is not None else -1
+
+
+def _forced_cut(text, level):
+    """Cut for `text` without any space: at the last class edge (word level), else the end."""
+    m = _LAST_TOKEN.search(text) if level == "word" else None
+    return m.start() if m is not None and m.start() > 0 else len(text)
 
 
 def _pieces(path, level, lowercase, line_mode, encoding, errors, chunk_bytes):
-    """Yield the (lowered) text of `path` in pieces cut at safe points."""
-    carry, chunks = "", iter_text(path, encoding, errors, chunk_bytes)
+    """Yield the (lowered) text of `path` in pieces cut at safe points.
+
+    Only the new chunk (and the character before it) is searched for a safe point;
+    chunks without one wait in a list, so nothing is re-scanned or re-joined
+    quadratically. Past `4 * chunk_bytes` characters without a space, word-level text is
+    cut at a class edge (only a final sigma's lowercase could then differ) and char-level
+    text anywhere; in line mode a line always waits for its end.
+    """
     limit = 4 * chunk_bytes
-    for chunk in _with_end(chunks):
-        text = carry + chunk if chunk is not None else carry
-        cut = _cut(text, level, lowercase, line_mode, chunk is None, limit)
-        piece, carry = text[:cut], text[cut:]
+    pending, size, head = [], 0, ""  # text waiting for a safe point; the char before chunk
+    for chunk in iter_text(path, encoding, errors, chunk_bytes):
+        c = _cut(head + chunk, level, lowercase, line_mode)
+        cut = size + c - len(head)  # in the coordinates of "".join(pending + [chunk])
+        head = chunk[-1]
+        pending.append(chunk)
+        size += len(chunk)
+        if c < 0 and (line_mode or size <= limit):
+            continue
+        text = "".join(pending)
+        if c < 0:
+            cut = _forced_cut(text, level)
+        piece, rest = text[:cut], text[cut:]
+        pending, size = [rest], len(rest)
         if piece:
             yield piece.lower() if lowercase else piece
-
-
-def _with_end(chunks):
-    """The chunks, then None to mark the end."""
-    yield from chunks
-    yield None
+    text = "".join(pending)
+    if text:
+        yield text.lower() if lowercase else text
 
 
 def _lines(piece):

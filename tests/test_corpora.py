@@ -37,7 +37,8 @@ def _registry(tmp_path, content=b"to be or not to be\n"):
 def test_registry_matches_shared_data():
     reg = load_registry()
     assert {"pydoc", "tinyshakespeare", "names"} <= set(reg)
-    assert reg["tinyshakespeare"]["url"].startswith("https://raw.githubusercontent.com/karpathy/char-rnn/")
+    assert reg["tinyshakespeare"]["url"].startswith(
+        "https://raw.githubusercontent.com/karpathy/char-rnn/")
     assert reg["names"]["url"].endswith("karpathy/makemore/master/names.txt")
     if not DATA:
         pytest.skip("LM_DATA_DIR not set: cannot check the recorded sha256 sums")

@@ -119,8 +119,8 @@ def test_split_ids():
     train, val = split_ids(ids, 0.1)
     assert train.tolist() == list(range(90)) and val.tolist() == list(range(90, 100))
     assert len(split_ids(np.arange(1115394), 0.1)[0]) == 1003854  # as nanoGPT
-    with pytest.raises(ValueError, match=r"too short to train: 10 tokens leave 9 for training and 1 "
-                       r"for validation \(--val_frac 0.1\); need at least 11 tokens"):
+    with pytest.raises(ValueError, match=r"too short to train: 10 tokens leave 9 for training "
+                       r"and 1 for validation \(--val_frac 0.1\); need at least 11 tokens"):
         split_ids(np.arange(10), 0.1)
     assert [len(s) for s in split_ids(np.arange(11), 0.1)] == [9, 2]
     for bad in (0, 1, 1.5, -0.1, "0.1"):
