@@ -19,11 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lm.checkpoint import append_jsonl, read_jsonl, save_arrays
+from lm.checkpoint import append_jsonl, save_arrays
 from lm.cli import CliError
 from lm.evaluate import evaluate_loss
 from lm.metrics import bits_per_token, format_eval_line, perplexity
 from lm.optim import clip_grad_norm
+from lm.train_report import banner, indent, redraw_curves, sample_text, trim_metrics
 from lm.train_setup import setup
 from lm.train_state import pack_state, unpack_state
 
@@ -125,19 +126,6 @@ def save_last(s, stop):
         stop.saving = False
 
 
-def sample_text(s, length, temperature=0.8):
-    """A short sample from the model for the eval log (its own RNG: training is unaffected)."""
-    rng = np.random.default_rng([s.cfg.seed, s.scalars["step"]])
-    v = s.vocab
-    if s.cfg.line_mode:
-        lines = [v.decode_text(s.model.sample([v.bos_id], 100, temperature, rng=rng,
-                                              stop_id=v.eos_id)) for _ in range(5)]
-        return "\n".join(lines)
-    prompt = np.asarray(s.val_data[:1], dtype=np.int64)
-    ids = s.model.sample(prompt, length, temperature, rng=rng)
-    return v.decode_text(np.concatenate([prompt, np.asarray(ids, dtype=np.int64)]))
-
-
 def evaluate(s, stop, log, elapsed, tok_per_s):
     """Validate, update best/lr, save, log. Returns the validation loss (None if stopped)."""
     cfg, sc = s.cfg, s.scalars
@@ -182,60 +170,8 @@ def evaluate(s, stop, log, elapsed, tok_per_s):
     if lr_note:
         log(lr_note)
     if cfg.sample_length:
-        log(_indent(sample_text(s, cfg.sample_length)))
+        log(indent(sample_text(s, cfg.sample_length)))
     return val
-
-
-def _indent(text):
-    return "\n".join("    " + line for line in text.split("\n"))
-
-
-def redraw_curves(s, log):
-    """curves.png from metrics.jsonl; a plotting failure is reported, never fatal."""
-    try:
-        from lm.plot import plot_runs
-        plot_runs([s.run_dir], os.path.join(s.run_dir, "curves.png"))
-    except Exception as e:  # noqa: BLE001 - the training run matters more than its figure
-        log(f"warning: could not draw curves.png: {e}")
-
-
-def trim_metrics(run_dir, step):
-    """On resume: drop metrics lines logged after the saved step (a crash after the log)."""
-    path = os.path.join(run_dir, "metrics.jsonl")
-    if not os.path.exists(path):
-        return
-    rows = read_jsonl(path)
-    keep = [r for r in rows if isinstance(r.get("step"), int) and r["step"] <= step]
-    if len(keep) != len(rows):
-        from lm.checkpoint import atomic_write
-        import json
-        with atomic_write(path, "w") as f:
-            for r in keep:
-                f.write(json.dumps(r, allow_nan=False, separators=(",", ":")) + "\n")
-
-
-def banner(s):
-    """The start-up lines: corpus, vocabulary, parameters, tokens per step, seed."""
-    cfg, c, b = s.cfg, s.corpus, s.batcher
-    n_train = len(s.train_data.ids) if cfg.line_mode else len(s.train_data)
-    n_val = len(s.val_data.ids) if cfg.line_mode else len(s.val_data)
-    lines = [f"corpus  {c.path}: {c.num_bytes:,} bytes, {len(c.ids):,} {cfg.level} tokens"
-             + (f" in {c.num_lines:,} lines" if cfg.line_mode else "")
-             + f" ({n_train:,} train / {n_val:,} validation)",
-             f"vocab   {len(s.vocab):,} tokens"
-             + (f" (min_count {cfg.min_count})" if cfg.min_count > 1 else ""),
-             f"model   {cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embed {cfg.embed_size}, "
-             f"dropout {cfg.dropout:g}: {s.model.num_params():,} parameters ({cfg.dtype})"]
-    if cfg.line_mode:
-        per_step = f"{b.batch_size} lines per step ({len(b)} steps per epoch)"
-    else:
-        per_step = (f"{b.batch_size} x {b.seq_length} = {b.batch_size * b.seq_length:,} tokens "
-                    f"per step ({len(b):,} steps per epoch)")
-    lines.append(f"batch   {per_step}; {cfg.optimizer} lr {s.optimizer.lr:.2e}, "
-                 f"grad_clip {cfg.grad_clip:g}")
-    lines.append(f"seed    {cfg.seed}; run directory {s.run_dir}"
-                 + (f" (resumed at step {s.scalars['step']:,})" if s.resumed else ""))
-    return lines + [f"note    {n}" for n in s.notes]
 
 
 def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
