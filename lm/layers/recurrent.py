@@ -1,4 +1,6 @@
 """Machinery shared by the recurrent layers: inputs, masks and NaN padding, initial and final states, buffers."""
+import math
+
 import numpy as np
 
 from .base import Layer, as_rng
@@ -86,7 +88,7 @@ class Recurrent(Layer):
 
         Never returned to the caller: outputs, final states and gradients are new arrays.
         """
-        size = int(np.prod(shape))
+        size = math.prod(shape)  # not np.prod: this runs on every call, also per sampled token
         buf = self._work.get(name)
         if buf is None or buf.size < size:
             buf = self._work[name] = np.empty(size, dtype=self._dtype)
