@@ -271,6 +271,7 @@ def _recover(s, good, log):
     restore(s, good)
     s.scalars["nonfinite_restarts"] = restarts
     if restarts > MAX_RESTARTS:
+        save_arrays(os.path.join(s.run_dir, "last.npz"), good)  # the last finite state
         raise CliError(f"training diverged: the loss became NaN or infinite at step {step + 1} "
                        f"even after halving the learning rate {MAX_RESTARTS} times; the last "
                        f"good checkpoint is {s.run_dir}/last.npz (try a smaller "

@@ -138,6 +138,8 @@ def test_persistent_nonfinite_loss_stops_with_a_message(tmp_path, monkeypatch):
     with pytest.raises(CliError, match="diverged.*learning_rate"):
         train(TrainConfig(**TINY, corpus=corpus, out_dir=str(tmp_path / "r"), max_steps=10),
               log=quiet)
+    saved = load_arrays(str(tmp_path / "r" / "last.npz"))  # the last finite state: step 0
+    assert int(saved["state/step"]) == 0 and np.isfinite(saved["param/head.W"]).all()
 
 
 def test_refuses_to_overwrite_a_run(tmp_path):
