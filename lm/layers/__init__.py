@@ -25,5 +25,14 @@ Conventions, fixed once for the whole package:
   an explicit `np.random.Generator` (`rng=`), never numpy's global state.
 """
 from .base import Layer, as_rng
+from .bidirectional import Bidirectional
+from .dropout import Dropout
+from .embedding import Embedding
+from .gru import GRU
+from .linear import TemporalLinear
+from .lstm import LSTM
+from .pooling import TemporalPooling
+from .rnn import VanillaRNN
 
-__all__ = ["Layer", "as_rng"]
+__all__ = ["Layer", "as_rng", "Embedding", "VanillaRNN", "LSTM", "GRU", "Bidirectional",
+           "TemporalLinear", "TemporalPooling", "Dropout"]
