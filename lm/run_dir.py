@@ -68,18 +68,29 @@ def init_from_config(source_cfg, new, given):
     return merged.validate()
 
 
-def find_latest_run(root=RUNS_ROOT):
-    """The run directory under `root` whose checkpoint was written most recently."""
+def _run_kind(run_dir):
+    try:
+        from lm.checkpoint import read_json
+        return read_json(os.path.join(run_dir, "config.json")).get("kind")
+    except (OSError, ValueError):
+        return None
+
+
+def find_latest_run(root=RUNS_ROOT, kind="language_model"):
+    """The `kind` run directory under `root` whose checkpoint was written most recently."""
     best, best_time = None, -1.0
     if os.path.isdir(root):
         for name in os.listdir(root):
             d = os.path.join(root, name)
+            if kind is not None and _run_kind(d) != kind:
+                continue
             for f in CHECKPOINT_FILES:
                 p = os.path.join(d, f)
                 if os.path.isfile(p) and os.path.getmtime(p) > best_time:
                     best, best_time = d, os.path.getmtime(p)
     if best is None:
-        raise FileNotFoundError(f"no trained run under {root}/; train one with "
+        what = "language-model run" if kind == "language_model" else f"{kind} run"
+        raise FileNotFoundError(f"no trained {what} under {root}/; train one with "
                                 f"`python -m lm.train CORPUS` or pass --checkpoint DIR")
     return best
 
