@@ -271,3 +271,18 @@ def test_raw_flags_keep_text_that_fire_would_parse():
     assert raw_flag("start", argv) == "1984" and raw_flag("stop", argv) == "(1,2)"
     assert raw_flag("seed", argv) is None
     assert given_flags({"resume", "hidden_size", "seed"}, argv) == {"resume", "hidden_size"}
+
+
+def test_latest_run_is_the_newest_language_model(tmp_path):
+    from lm.run_dir import find_latest_run
+    for i, (name, kind) in enumerate([("old", "language_model"), ("new", "language_model"),
+                                      ("newest", "sentiment")]):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"kind": kind}))
+        (d / "best.npz").write_bytes(b"x")
+        os.utime(d / "best.npz", (1000 + i, 1000 + i))
+    assert find_latest_run(str(tmp_path)) == str(tmp_path / "new")
+    assert find_latest_run(str(tmp_path), kind="sentiment") == str(tmp_path / "newest")
+    with pytest.raises(FileNotFoundError, match="no trained"):
+        find_latest_run(str(tmp_path / "none"))
