@@ -182,3 +182,85 @@ def _progress(enabled):
     from tqdm import tqdm
     return lambda it, desc=None: tqdm(it, desc=desc, leave=False, unit="batch",
                                       file=sys.stderr)
+
+
+# ---- a whole run: data, vocabulary, model, training, run directory ----------------------
+
+def default_out_dir(cfg):
+    """checkpoints/sentiment-<data>-<cell>[-bi][-lm]."""
+    from lm.run_dir import RUNS_ROOT, corpus_label
+
+    name = f"sentiment-{corpus_label(cfg.data)}-{cfg.cell}"
+    name += "-bi" if cfg.bidirectional and cfg.cell != "bag" else ""
+    name += "-lm" if cfg.init_from else ""
+    return os.path.join(RUNS_ROOT, name)
+
+
+def train_run(cfg, log=print, progress=None):
+    """Train a classifier as `cfg` (a validated lm.sentiment.SentimentConfig) says.
+
+    Reads the data, splits it, builds the vocabulary (or takes the --init_from language
+    model's), builds and trains the model, and writes the run directory: config.json,
+    vocab.json, metrics.jsonl, best.npz, last.npz, curves.png. Returns the summary of
+    `train_classifier` plus "run_dir" and the split sizes.
+    """
+    from lm.checkpoint import clean_stale_tmp
+    from lm.models.classifier import SentimentClassifier
+    from lm.run_dir import check_new_run_dir
+    from lm.sentiment_data import (build_vocab, class_index, read_examples, split_indices,
+                                   subset, unk_rate)
+    from lm.sentiment_io import copy_encoder_weights, load_lm_encoder, write_run
+
+    run_dir = cfg.out_dir or default_out_dir(cfg)
+    check_new_run_dir(run_dir)
+    data = read_examples(cfg.data, cfg.neg, cfg.encoding, cfg.encoding_errors)
+    classes = list(data.label_names)
+    tr, va, te = split_indices(len(data), cfg.val_frac, 0.0 if cfg.test else cfg.test_frac,
+                               cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    dtype = np.float64 if cfg.dtype == "float64" else np.float32
+    if cfg.init_from:
+        lm_model, vocab, enc_arrays = load_lm_encoder(cfg.init_from)
+        drop_spaces = False  # the LM read whitespace tokens: give it the same sequences
+        model = SentimentClassifier.build(
+            len(vocab), lm_model["embed_size"], lm_model["hidden_size"], cell=lm_model["cell"],
+            num_layers=lm_model.get("num_layers", 1), bidirectional=False, pool=cfg.pool,
+            dropout=cfg.dropout, num_classes=len(classes), dtype=dtype, rng=rng)
+        copied = copy_encoder_weights(model, enc_arrays)
+        log(f"init_from {cfg.init_from}: {len(copied)} encoder weights and a vocabulary of "
+            f"{len(vocab):,} {vocab.level} tokens")
+    else:
+        drop_spaces = cfg.level == "word"
+        vocab = build_vocab([data.texts[i] for i in tr], cfg.level, cfg.lowercase,
+                            cfg.min_count, drop_spaces)
+        model = SentimentClassifier.build(
+            len(vocab), cfg.embed_size, cfg.hidden_size, cell=cfg.cell,
+            num_layers=cfg.num_layers, bidirectional=cfg.bidirectional, pool=cfg.pool,
+            dropout=cfg.dropout, num_classes=len(classes), dtype=dtype, rng=rng)
+    labels = class_index(data, classes, cfg.data)
+    splits = {name: subset(data.texts, labels, idx, vocab, drop_spaces)
+              for name, idx in (("train", tr), ("val", va), ("test", te))}
+    if cfg.test:
+        test = read_examples(cfg.test, None, cfg.encoding, cfg.encoding_errors, min_classes=1)
+        splits["test"] = subset(test.texts, class_index(test, classes, cfg.test),
+                                np.arange(len(test)), vocab, drop_spaces)
+    frozen = [n for n in model.params if n.startswith(("embed.", "rnn"))] \
+        if cfg.freeze_encoder else []
+    sizes = {name: len(s) for name, s in splits.items()}
+    data_info = {"classes": classes, "drop_spaces": drop_spaces, "sizes": sizes,
+                 "files": {"data": cfg.data, "neg": cfg.neg, "test": cfg.test},
+                 "unk_rate": {n: round(unk_rate(s, vocab), 4) for n, s in splits.items()}}
+    os.makedirs(run_dir, exist_ok=True)
+    clean_stale_tmp(run_dir)
+    write_run(run_dir, model, vocab, cfg.to_dict(), data_info)
+    log(f"{cfg.data}: {sizes['train']} train, {sizes['val']} validation, {sizes['test']} "
+        f"test examples; classes {', '.join(classes)}; vocabulary {len(vocab):,} "
+        f"{vocab.level} tokens; {model.num_params():,} parameters"
+        + (f" ({sum(model.params[n].size for n in frozen):,} frozen)" if frozen else ""))
+    summary = train_classifier(model, splits, cfg, rng, run_dir, frozen, log, progress)
+    try:
+        from lm.plot import plot_runs
+        plot_runs([run_dir], os.path.join(run_dir, "curves.png"))
+    except Exception as e:  # a figure is never worth losing a trained model over
+        log(f"warning: could not draw curves.png: {e}")
+    return dict(summary, run_dir=run_dir, sizes=sizes)

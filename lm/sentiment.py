@@ -1,0 +1,340 @@
+"""Sentiment classification CLI: `python -m lm.sentiment train|predict|evaluate`.
+
+    python -m lm.sentiment train DATA [--test FILE] [--cell lstm] [...]
+    python -m lm.sentiment predict --checkpoint RUN_DIR "some text" ...   (or lines on stdin)
+    python -m lm.sentiment evaluate --checkpoint RUN_DIR FILE
+"""
+import os
+import sys
+
+if __name__ == "__main__":  # before numpy loads OpenBLAS: with these small matrices one
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # thread is ~4x faster than several
+
+import dataclasses  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from lm.cli import (check_bool, check_choice, check_float, check_int, check_str,  # noqa: E402
+                    given_flags, raw_flag, run_cli)
+
+CELLS = ("bag", "rnn", "gru", "lstm")
+POOLS = ("mean", "max", "last")
+
+
+@dataclass
+class SentimentConfig:
+    """The `train` flags; config.json's "train" section."""
+    # --- data ---
+    data: str = ""                 # label<TAB>text file (plain or CSV-quoted), or with --neg
+    neg: str = ""                  # a file of negative sentences: DATA then holds positive ones
+    test: str = ""                 # a separate test file (then no --test_frac is taken from DATA)
+    val_frac: float = 0.125        # random fraction of DATA for validation (picks the best epoch)
+    test_frac: float = 0.125       # random fraction of DATA for test (800 rows -> 600/100/100)
+    seed: int = 0                  # seeds the split, the initialisation, dropout and batch order
+    level: str = "word"            # word (letters/digit runs and single symbols) or char
+    lowercase: bool = True         # lowercase texts before tokenising
+    min_count: int = 2             # rarer training tokens become <unk> (so <unk> is learnt)
+    encoding: str = "utf-8"        # text encoding of the files
+    encoding_errors: str = "strict"  # strict (fail on a bad byte) or replace (U+FFFD)
+    # --- model ---
+    cell: str = "lstm"             # encoder: bag (mean of embeddings), rnn, gru or lstm
+    bidirectional: bool = False    # read each text in both directions (not for bag)
+    pool: str = "max"              # pool the encoder's states over the valid steps: mean, max, last
+    embed_size: int = 32           # word (or character) embedding width
+    hidden_size: int = 32          # recurrent state width (per direction)
+    num_layers: int = 1            # stacked recurrent layers
+    dropout: float = 0.3           # dropout on the embeddings, between layers and before the head
+    # --- optimisation ---
+    max_epochs: int = 40           # passes over the training set
+    batch_size: int = 8            # examples per step (grouped by length)
+    learning_rate: float = 1e-2    # Adam step size
+    weight_decay: float = 1e-4     # L2 penalty on the weight matrices (biases are not decayed)
+    grad_clip: float = 5.0         # clip the global gradient norm to this (0 = off)
+    time_budget: float = 0.0       # stop after the epoch that passes this many seconds (0 = no)
+    # --- run directory ---
+    init_from: str = ""            # a language model run: its vocabulary and encoder weights
+    freeze_encoder: bool = False   # train only the head (with --init_from)
+    out_dir: str = ""              # run directory (default checkpoints/sentiment-<data>-<cell>)
+    dtype: str = "float32"         # parameter dtype (float64 for exact tests)
+
+    def validate(self):
+        """Range-check every field (ValueError naming the flag); returns self."""
+        c = self
+        c.level = check_choice("level", c.level, ("word", "char"))
+        c.cell = check_choice("cell", c.cell, CELLS)
+        c.pool = check_choice("pool", c.pool, POOLS)
+        c.dtype = check_choice("dtype", c.dtype, ("float32", "float64"))
+        c.encoding_errors = check_choice("encoding_errors", c.encoding_errors,
+                                         ("strict", "replace"))
+        for name in ("lowercase", "bidirectional", "freeze_encoder"):
+            setattr(c, name, check_bool(name, getattr(c, name)))
+        c.val_frac = check_float("val_frac", c.val_frac, 0, 1, hi_open=True)
+        c.test_frac = check_float("test_frac", c.test_frac, 0, 1, hi_open=True)
+        c.seed = check_int("seed", c.seed, 0, 2**63 - 1)
+        c.min_count = check_int("min_count", c.min_count, 1)
+        c.embed_size = check_int("embed_size", c.embed_size, 1, 65536)
+        c.hidden_size = check_int("hidden_size", c.hidden_size, 1, 65536)
+        c.num_layers = check_int("num_layers", c.num_layers, 1, 64)
+        c.dropout = check_float("dropout", c.dropout, 0, 1, hi_open=True)
+        c.max_epochs = check_int("max_epochs", c.max_epochs, 1)
+        c.batch_size = check_int("batch_size", c.batch_size, 1, 100000)
+        c.learning_rate = check_float("learning_rate", c.learning_rate, 0, 10, lo_open=True)
+        c.weight_decay = check_float("weight_decay", c.weight_decay, 0)
+        c.grad_clip = check_float("grad_clip", c.grad_clip, 0)
+        c.time_budget = check_float("time_budget", c.time_budget, 0)
+        if c.bidirectional and c.cell == "bag":
+            raise ValueError("--bidirectional needs a recurrent --cell (rnn, gru, lstm), "
+                             "not bag")
+        if c.freeze_encoder and not c.init_from:
+            raise ValueError("--freeze_encoder needs --init_from LM_RUN_DIR (a frozen random "
+                             "encoder would never learn)")
+        if c.init_from and c.bidirectional:
+            raise ValueError("--init_from takes a one-directional language model's encoder; "
+                             "drop --bidirectional")
+        return c
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+_D = SentimentConfig()
+FLAGS = tuple(f.name for f in dataclasses.fields(SentimentConfig))
+# fixed by the --init_from language model (its weights and vocabulary)
+LM_FIXED = ("cell", "embed_size", "hidden_size", "num_layers", "level", "lowercase")
+
+
+def train(data=None, neg=None, test=None, val_frac=_D.val_frac, test_frac=_D.test_frac,
+          seed=_D.seed, level=_D.level, lowercase=_D.lowercase, min_count=_D.min_count,
+          cell=_D.cell, bidirectional=_D.bidirectional, pool=_D.pool,
+          embed_size=_D.embed_size, hidden_size=_D.hidden_size, num_layers=_D.num_layers,
+          dropout=_D.dropout, max_epochs=_D.max_epochs, batch_size=_D.batch_size,
+          learning_rate=_D.learning_rate, weight_decay=_D.weight_decay,
+          grad_clip=_D.grad_clip, time_budget=_D.time_budget, init_from=None,
+          freeze_encoder=False, out_dir=None, encoding=_D.encoding,
+          encoding_errors=_D.encoding_errors, dtype=_D.dtype):
+    """Train a sentiment classifier; prints train/validation/test loss and accuracy per epoch.
+
+    Keeps the epoch with the best validation accuracy in RUN_DIR/best.npz and writes
+    config.json, vocab.json, metrics.jsonl, last.npz and curves.png.
+
+    Args:
+      data: label<TAB>text file (labels 0/1 or names; CSV-quoted fields allowed)
+      neg: file of negative sentences, one a line (DATA is then the positive sentences)
+      test: separate test file (label<TAB>text); default: --test_frac of DATA
+      val_frac: fraction of DATA held out for validation (chooses the best epoch)
+      test_frac: fraction of DATA held out for test (ignored with --test)
+      seed: random seed of the split, initialisation, dropout and batch order
+      level: word or char tokens
+      lowercase: lowercase the texts first (--nolowercase to keep case)
+      min_count: training tokens seen fewer times become <unk>
+      cell: encoder: bag (mean of embeddings, no recurrence), rnn, gru or lstm
+      bidirectional: read each text in both directions
+      pool: pooling of the encoder states over each text: mean, max or last
+      embed_size: token embedding width
+      hidden_size: recurrent state width per direction
+      num_layers: stacked recurrent layers
+      dropout: dropout on embeddings, between layers and before the output layer
+      max_epochs: passes over the training set
+      batch_size: examples per step
+      learning_rate: Adam learning rate
+      weight_decay: L2 penalty on the weight matrices
+      grad_clip: clip the global gradient norm to this (0 = off)
+      time_budget: stop after the epoch in which this many training seconds pass (0 = none)
+      init_from: language-model run directory: use its vocabulary and encoder weights
+      freeze_encoder: with --init_from, train only the output layer
+      out_dir: run directory (default checkpoints/sentiment-<data>-<cell>)
+      encoding: text encoding of the files
+      encoding_errors: strict or replace
+      dtype: float32 or float64
+    """
+    from lm.sentiment_train import train_run
+
+    if data is None:
+        raise ValueError("give the training data: python -m lm.sentiment train DATA "
+                         "(label<TAB>text lines)")
+    values = dict(locals())
+    values.pop("train_run")
+    for name in ("data", "neg", "test", "init_from", "out_dir"):
+        v = values[name]
+        values[name] = "" if v is None else (raw_flag(name, _CLI_ARGV or []) or str(v))
+    values["data"] = (_raw_positionals(1) or [str(data)])[0] if "data" not in \
+        given_flags({"data"}, _CLI_ARGV or []) else values["data"]
+    cfg = SentimentConfig(**values).validate()
+    if cfg.init_from:
+        _check_lm_flags(cfg, given_flags(set(LM_FIXED), _CLI_ARGV or []))
+    result = train_run(cfg)
+    best = result
+    test_part = "" if best.get("test_acc") is None else \
+        f", test accuracy {100 * best['test_acc']:.1f}%"
+    print(f"best epoch {best['epoch']}: validation accuracy "
+          f"{_pct(best['val_acc'])}{test_part}; {result['elapsed']:.1f}s of training")
+    print(f"saved {result['run_dir']}/best.npz")
+    print(f"predict  python -m lm.sentiment predict --checkpoint {result['run_dir']} \"some text\"")
+    sys.stdout.flush()
+
+
+def _pct(x):
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _check_lm_flags(cfg, given):
+    """Flags that the --init_from language model fixes may not ask for something else."""
+    from lm.sentiment_io import load_lm_encoder
+
+    lm_model, vocab, _ = load_lm_encoder(cfg.init_from)
+    have = dict(lm_model, level=vocab.level, lowercase=vocab.lowercase)
+    for name in sorted(given):
+        if getattr(cfg, name) != have.get(name, getattr(cfg, name)):
+            raise ValueError(f"--{name} {getattr(cfg, name)} differs from the --init_from "
+                             f"language model's {have[name]}; its weights fix it")
+
+
+_CLI_ARGV = None  # the command line, when run as `python -m lm.sentiment` (see main)
+
+
+def _raw_positionals(count):
+    """The first `count` (0: all) positional arguments after the command, exactly as typed
+    (fire turns "1e3" into 1000.0); None when not run from the command line."""
+    if _CLI_ARGV is None:
+        return None
+    out, skip = [], False
+    for arg in _CLI_ARGV[1:]:
+        if skip:
+            skip = False
+        elif arg == "--":
+            continue
+        elif arg.startswith("--"):
+            skip = "=" not in arg and not _is_switch(arg)
+        else:
+            out.append(arg)
+    return out[:count] if count else out
+
+
+_SWITCHES = {"lowercase", "bidirectional", "freeze_encoder", "nolowercase",
+             "nobidirectional", "nofreeze_encoder"}
+
+
+def _is_switch(arg):
+    return arg[2:].replace("-", "_") in _SWITCHES
+
+
+def predict(*texts, checkpoint=None, batch_size=64):
+    """Print the predicted label and its probability for each text (or each stdin line).
+
+    Args:
+      texts: the texts to classify; none: read one text per line from stdin
+      checkpoint: sentiment run directory (from `python -m lm.sentiment train`)
+      batch_size: texts per forward pass
+    """
+    from lm.sentiment_data import encode_texts
+    from lm.sentiment_io import load_classifier
+    from lm.sentiment_train import LabeledIds, evaluate
+
+    model, vocab, config = load_classifier(_checkpoint(checkpoint))
+    batch_size = check_int("batch_size", batch_size, 1, 100000)
+    if texts:
+        texts = _raw_positionals(0) or [str(t) for t in texts]
+    else:
+        texts = [line.rstrip("\n") for line in sys.stdin]
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise ValueError("no text to classify: give texts as arguments or lines on stdin")
+    data = LabeledIds(texts, encode_texts(texts, vocab, config["data"]["drop_spaces"]),
+                      np.zeros(len(texts), dtype=np.int64))
+    probs = evaluate(model, data, batch_size)["probs"]
+    classes = config["data"]["classes"]
+    for text, p in zip(texts, probs):
+        k = int(p.argmax())
+        print(f"{classes[k]}\t{p[k]:.3f}\t{text}")
+
+
+def evaluate(file=None, checkpoint=None, batch_size=64, max_errors=20):
+    """Accuracy, confusion matrix and misclassified examples of a labelled file.
+
+    Args:
+      file: label<TAB>text file (same labels as the training data)
+      checkpoint: sentiment run directory
+      batch_size: texts per forward pass
+      max_errors: misclassified examples to print (0 = all)
+    """
+    from lm.sentiment_data import class_index, read_examples, subset
+    from lm.sentiment_io import load_classifier
+    from lm.sentiment_train import evaluate as run_eval
+
+    if file is None:
+        raise ValueError("give a labelled file: python -m lm.sentiment evaluate "
+                         "--checkpoint RUN_DIR FILE")
+    model, vocab, config = load_classifier(_checkpoint(checkpoint))
+    batch_size = check_int("batch_size", batch_size, 1, 100000)
+    max_errors = check_int("max_errors", max_errors, 0)
+    file = (_raw_positionals(1) or [str(file)])[0]
+    train_cfg = config.get("train", {})
+    raw = read_examples(file, None, train_cfg.get("encoding", "utf-8"),
+                        train_cfg.get("encoding_errors", "strict"), min_classes=1)
+    classes = config["data"]["classes"]
+    data = subset(raw.texts, class_index(raw, classes, file), np.arange(len(raw)), vocab,
+                  config["data"]["drop_spaces"])
+    ev = run_eval(model, data, batch_size)
+    print(f"{file}: {len(data)} examples, accuracy {100 * ev['acc']:.2f}% "
+          f"({int((ev['pred'] == data.labels).sum())}/{len(data)}), loss {ev['loss']:.4f}")
+    print(format_confusion(data.labels, ev["pred"], classes))
+    wrong = np.flatnonzero(ev["pred"] != data.labels)
+    if len(wrong):
+        shown = wrong if not max_errors else wrong[:max_errors]
+        print(f"misclassified ({len(wrong)}):")
+        for i in shown:
+            k = ev["pred"][i]
+            print(f"  true {classes[data.labels[i]]}, predicted {classes[k]} "
+                  f"({ev['probs'][i, k]:.3f}): {data.texts[i]}")
+        if len(shown) < len(wrong):
+            print(f"  ... and {len(wrong) - len(shown)} more (--max_errors 0 shows all)")
+
+
+def format_confusion(y_true, y_pred, classes):
+    """A text confusion matrix: rows are the true classes, columns the predicted ones."""
+    C = len(classes)
+    m = np.zeros((C, C), dtype=np.int64)
+    np.add.at(m, (y_true, y_pred), 1)
+    width = max(8, *(len(c) for c in classes)) + 2
+    lines = ["confusion matrix (rows: true, columns: predicted)",
+             " " * width + "".join(f"{c:>{width}}" for c in classes)]
+    for i, c in enumerate(classes):
+        lines.append(f"{c:>{width}}" + "".join(f"{v:>{width}d}" for v in m[i]))
+    return "\n".join(lines)
+
+
+def _checkpoint(checkpoint):
+    if checkpoint is None:
+        raise ValueError("give the run directory: --checkpoint RUN_DIR (from "
+                         "`python -m lm.sentiment train`)")
+    return check_str("checkpoint", checkpoint)
+
+
+COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate}
+
+
+USAGE = """usage: python -m lm.sentiment COMMAND [ARGS] [--FLAGS]   (COMMAND --help for its flags)
+
+  train DATA [--test FILE] [--cell bag|rnn|gru|lstm] ...   train a classifier
+  predict --checkpoint RUN_DIR "text" ...                  label and probability per text
+  evaluate --checkpoint RUN_DIR FILE                        accuracy, confusion, errors"""
+
+
+def main(argv=None):
+    """Run the CLI on `argv` (default sys.argv[1:]): the first word picks the command."""
+    global _CLI_ARGV
+    _CLI_ARGV = list(sys.argv[1:] if argv is None else argv)
+    command = _CLI_ARGV[0] if _CLI_ARGV else None
+    if command in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    if command not in COMMANDS:
+        what = "no command given" if command is None else f"unknown command {command!r}"
+        print(f"error: {what}; choose train, predict or evaluate\n{USAGE}", file=sys.stderr)
+        sys.exit(2)
+    run_cli(COMMANDS[command], _CLI_ARGV[1:])
+
+
+if __name__ == "__main__":
+    main()

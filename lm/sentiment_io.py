@@ -1,0 +1,109 @@
+"""Sentiment run directories: writing config/vocab/weights/metrics, loading a classifier,
+and taking a language model's vocabulary and encoder weights (`--init_from`).
+
+Everything is written atomically and read back through lm.checkpoint's checked loaders.
+config.json: {"kind": "sentiment", "model": SentimentClassifier.config(),
+"train": the flags, "data": {"classes": [...], "drop_spaces": bool, sizes, files}}.
+"""
+import os
+
+import numpy as np
+
+from lm.checkpoint import (CheckpointError, append_jsonl, load_checkpoint, load_model,
+                           save_checkpoint, write_run_metadata)
+from lm.models.classifier import SentimentClassifier
+from lm.vocab import Vocab
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def save_weights(path, model, state=None, optimizer=None):
+    """Write `param/<name>` (and `optim/...`, `state/...`) to `path` atomically."""
+    run_dir, name = os.path.split(os.fspath(path))
+    save_checkpoint(run_dir or ".", name, model.params,
+                    optim=None if optimizer is None else optimizer.state_dict(),
+                    state=state)
+
+
+def append_metrics(run_dir, row):
+    """Append one epoch's metrics to run_dir/metrics.jsonl (fsynced, torn lines repaired)."""
+    append_jsonl(os.path.join(run_dir, "metrics.jsonl"), row)
+
+
+def write_run(run_dir, model, vocab, train_flags, data_info):
+    """config.json and vocab.json of a new sentiment run."""
+    config = {"kind": "sentiment", "model": model.config(), "train": train_flags,
+              "data": data_info}
+    write_run_metadata(run_dir, config, vocab.to_json())
+
+
+def load_classifier(run_dir, which="best.npz"):
+    """(model in eval mode, vocab, config) of a sentiment run; every file checked.
+
+    Falls back to last.npz when best.npz is missing. CheckpointError / FileNotFoundError
+    (one line) for anything missing or malformed.
+    """
+    run_dir = os.fspath(run_dir)
+    if which == "best.npz" and os.path.isdir(run_dir) and \
+            not os.path.exists(os.path.join(run_dir, which)) and \
+            os.path.exists(os.path.join(run_dir, "last.npz")):
+        which = "last.npz"
+    config, _, _ = load_checkpoint(run_dir, which)
+    if config["kind"] != "sentiment":
+        raise ValueError(f"{run_dir} is a {config['kind']} run, not a sentiment classifier "
+                         f"(train one with `python -m lm.sentiment train DATA`)")
+    dtype = DTYPES.get(config.get("train", {}).get("dtype", "float32"), np.float32)
+    model, config, vocab_json, _ = load_model(
+        run_dir, lambda d: SentimentClassifier.from_config(d, dtype=dtype), which)
+    try:
+        vocab = Vocab.from_json(vocab_json)
+    except ValueError as e:
+        raise CheckpointError(os.path.join(run_dir, "vocab.json"), str(e)) from None
+    classes = config.get("data", {}).get("classes")
+    if not isinstance(classes, list) or len(classes) != model.num_classes:
+        raise CheckpointError(os.path.join(run_dir, "config.json"),
+                              f"data.classes must list the {model.num_classes} class names")
+    model.eval()
+    return model, vocab, config
+
+
+def load_lm_encoder(lm_dir):
+    """A language-model run's (model config, Vocab, encoder arrays) for --init_from.
+
+    The arrays are the LM's `embed.*` and `rnn<i>.*` weights, keyed by parameter name;
+    the LM's own head is not used. Weights come from best.npz (else last.npz).
+    """
+    lm_dir = os.fspath(lm_dir)
+    if not os.path.isdir(lm_dir):
+        raise FileNotFoundError(f"--init_from {lm_dir}: no such run directory")
+    which = "best.npz" if os.path.exists(os.path.join(lm_dir, "best.npz")) else "last.npz"
+    config, vocab_json, arrays = load_checkpoint(lm_dir, which)
+    if config["kind"] != "language_model":
+        raise ValueError(f"--init_from {lm_dir} is a {config['kind']} run; give a language "
+                         f"model run directory (from `python -m lm.train`)")
+    try:
+        vocab = Vocab.from_json(vocab_json)
+    except ValueError as e:
+        raise CheckpointError(os.path.join(lm_dir, "vocab.json"), str(e)) from None
+    enc = {k[len("param/"):]: a for k, a in arrays.items()
+           if k.startswith(("param/embed.", "param/rnn"))}
+    return config["model"], vocab, enc
+
+
+def copy_encoder_weights(model, enc_arrays, source="--init_from"):
+    """Copy the LM's encoder arrays into the classifier's parameters of the same names.
+
+    Every encoder parameter of the classifier (`embed.*`, `rnn*.*`) must be present with
+    the same shape; returns the list of names copied.
+    """
+    names = [n for n in model.params if n.startswith(("embed.", "rnn"))]
+    for n in names:
+        if n not in enc_arrays:
+            raise ValueError(f"{source}: the language model has no weight {n!r} "
+                             f"(its weights: {', '.join(sorted(enc_arrays))})")
+        if enc_arrays[n].shape != model.params[n].shape:
+            raise ValueError(f"{source}: weight {n!r} has shape {enc_arrays[n].shape}, "
+                             f"the classifier needs {model.params[n].shape}")
+    for n in names:
+        np.copyto(model.params[n], enc_arrays[n], casting="unsafe")
+    return names
