@@ -11,92 +11,11 @@ if __name__ == "__main__":  # before numpy loads OpenBLAS: with these small matr
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # thread is ~4x faster than several
 
 import dataclasses  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from lm.cli import (check_bool, check_choice, check_float, check_int, check_str,  # noqa: E402
-                    given_flags, raw_flag, run_cli)
-
-CELLS = ("bag", "rnn", "gru", "lstm")
-POOLS = ("mean", "max", "last")
-
-
-@dataclass
-class SentimentConfig:
-    """The `train` flags; config.json's "train" section."""
-    # --- data ---
-    data: str = ""                 # label<TAB>text file (plain or CSV-quoted), or with --neg
-    neg: str = ""                  # a file of negative sentences: DATA then holds positive ones
-    test: str = ""                 # a separate test file (then no --test_frac is taken from DATA)
-    val_frac: float = 0.125        # random fraction of DATA for validation (picks the best epoch)
-    test_frac: float = 0.125       # random fraction of DATA for test (800 rows -> 600/100/100)
-    seed: int = 0                  # seeds the split, the initialisation, dropout and batch order
-    level: str = "word"            # word (letters/digit runs and single symbols) or char
-    lowercase: bool = True         # lowercase texts before tokenising
-    min_count: int = 2             # rarer training tokens become <unk> (so <unk> is learnt)
-    encoding: str = "utf-8"        # text encoding of the files
-    encoding_errors: str = "strict"  # strict (fail on a bad byte) or replace (U+FFFD)
-    # --- model ---
-    cell: str = "lstm"             # encoder: bag (mean of embeddings), rnn, gru or lstm
-    bidirectional: bool = False    # read each text in both directions (not for bag)
-    pool: str = "max"              # pool the encoder's states over the valid steps: mean, max, last
-    embed_size: int = 32           # word (or character) embedding width
-    hidden_size: int = 32          # recurrent state width (per direction)
-    num_layers: int = 1            # stacked recurrent layers
-    dropout: float = 0.3           # dropout on the embeddings, between layers and before the head
-    # --- optimisation ---
-    max_epochs: int = 40           # passes over the training set
-    batch_size: int = 8            # examples per step (grouped by length)
-    learning_rate: float = 1e-2    # Adam step size
-    weight_decay: float = 1e-4     # L2 penalty on the weight matrices (biases are not decayed)
-    grad_clip: float = 5.0         # clip the global gradient norm to this (0 = off)
-    time_budget: float = 0.0       # stop after the epoch that passes this many seconds (0 = no)
-    # --- run directory ---
-    init_from: str = ""            # a language model run: its vocabulary and encoder weights
-    freeze_encoder: bool = False   # train only the head (with --init_from)
-    out_dir: str = ""              # run directory (default checkpoints/sentiment-<data>-<cell>)
-    dtype: str = "float32"         # parameter dtype (float64 for exact tests)
-
-    def validate(self):
-        """Range-check every field (ValueError naming the flag); returns self."""
-        c = self
-        c.level = check_choice("level", c.level, ("word", "char"))
-        c.cell = check_choice("cell", c.cell, CELLS)
-        c.pool = check_choice("pool", c.pool, POOLS)
-        c.dtype = check_choice("dtype", c.dtype, ("float32", "float64"))
-        c.encoding_errors = check_choice("encoding_errors", c.encoding_errors,
-                                         ("strict", "replace"))
-        for name in ("lowercase", "bidirectional", "freeze_encoder"):
-            setattr(c, name, check_bool(name, getattr(c, name)))
-        c.val_frac = check_float("val_frac", c.val_frac, 0, 1, hi_open=True)
-        c.test_frac = check_float("test_frac", c.test_frac, 0, 1, hi_open=True)
-        c.seed = check_int("seed", c.seed, 0, 2**63 - 1)
-        c.min_count = check_int("min_count", c.min_count, 1)
-        c.embed_size = check_int("embed_size", c.embed_size, 1, 65536)
-        c.hidden_size = check_int("hidden_size", c.hidden_size, 1, 65536)
-        c.num_layers = check_int("num_layers", c.num_layers, 1, 64)
-        c.dropout = check_float("dropout", c.dropout, 0, 1, hi_open=True)
-        c.max_epochs = check_int("max_epochs", c.max_epochs, 1)
-        c.batch_size = check_int("batch_size", c.batch_size, 1, 100000)
-        c.learning_rate = check_float("learning_rate", c.learning_rate, 0, 10, lo_open=True)
-        c.weight_decay = check_float("weight_decay", c.weight_decay, 0)
-        c.grad_clip = check_float("grad_clip", c.grad_clip, 0)
-        c.time_budget = check_float("time_budget", c.time_budget, 0)
-        if c.bidirectional and c.cell == "bag":
-            raise ValueError("--bidirectional needs a recurrent --cell (rnn, gru, lstm), "
-                             "not bag")
-        if c.freeze_encoder and not c.init_from:
-            raise ValueError("--freeze_encoder needs --init_from LM_RUN_DIR (a frozen random "
-                             "encoder would never learn)")
-        if c.init_from and c.bidirectional:
-            raise ValueError("--init_from takes a one-directional language model's encoder; "
-                             "drop --bidirectional")
-        return c
-
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
+from lm.cli import check_int, check_str, given_flags, raw_flag, run_cli  # noqa: E402
+from lm.sentiment_config import SentimentConfig  # noqa: E402
 
 _D = SentimentConfig()
 FLAGS = tuple(f.name for f in dataclasses.fields(SentimentConfig))

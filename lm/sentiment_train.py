@@ -206,13 +206,15 @@ def train_run(cfg, log=print, progress=None):
     """
     from lm.checkpoint import clean_stale_tmp
     from lm.models.classifier import SentimentClassifier
-    from lm.run_dir import check_new_run_dir
+    from lm.run_dir import has_checkpoint
     from lm.sentiment_data import (build_vocab, class_index, read_examples, split_indices,
                                    subset, unk_rate)
     from lm.sentiment_io import copy_encoder_weights, load_lm_encoder, write_run
 
     run_dir = cfg.out_dir or default_out_dir(cfg)
-    check_new_run_dir(run_dir)
+    if os.path.exists(run_dir) and (not os.path.isdir(run_dir) or has_checkpoint(run_dir)):
+        raise ValueError(f"{run_dir} already holds a run (or is a file); pass --out_dir "
+                         f"NEW_DIR (nothing was changed)")
     data = read_examples(cfg.data, cfg.neg, cfg.encoding, cfg.encoding_errors)
     classes = list(data.label_names)
     tr, va, te = split_indices(len(data), cfg.val_frac, 0.0 if cfg.test else cfg.test_frac,

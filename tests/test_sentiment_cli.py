@@ -109,7 +109,7 @@ def test_pos_neg_files(tmp_path):
 def test_best_npz_holds_the_best_validation_epoch(tmp_path):
     from lm.sentiment_io import load_classifier
     from lm.sentiment_train import evaluate, train_run
-    from lm.sentiment import SentimentConfig
+    from lm.sentiment_config import SentimentConfig
 
     data = tiny_file(tmp_path / "tiny.tsv")
     cfg = SentimentConfig(data=str(data), out_dir=str(tmp_path / "run"), cell="rnn",
@@ -200,7 +200,7 @@ def data_dir():
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
 def test_phrases_target_default_flags(tmp_path, cell):
     """Issue 4: phrases_train -> phrases_test 20/20, vanilla RNN and LSTM, default flags."""
-    from lm.sentiment import SentimentConfig
+    from lm.sentiment_config import SentimentConfig
     from lm.sentiment_train import train_run
 
     d = data_dir()
