@@ -124,12 +124,15 @@ def train_classifier(model, splits, cfg, rng, out_dir=None, frozen=(), log=print
         model.train()
         t0 = time.perf_counter()
         batches = length_batches(train.lengths, cfg.batch_size, rng)
-        for idx in bar(batches, desc=f"epoch {epoch}/{cfg.max_epochs}"):
+        batches = bar(batches, desc=f"epoch {epoch}/{cfg.max_epochs}")
+        for k, idx in enumerate(batches):
             ids, mask = pad_batch([train.ids[i] for i in idx])
             loss, _ = model.loss(ids, train.labels[idx], mask, cfg.weight_decay)
             if not math.isfinite(loss):
                 raise ValueError(f"training diverged (loss {loss}) at epoch {epoch}; "
                                  f"try a lower --learning_rate")
+            if k % 10 == 0 and hasattr(batches, "set_postfix"):
+                batches.set_postfix(loss=f"{loss:.3f}", refresh=False)
             if cfg.grad_clip:
                 clip_grad_norm(model.grads, cfg.grad_clip)
             opt.step()

@@ -26,6 +26,7 @@ import time  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
+from lm.checkpoint import atomic_write  # noqa: E402
 from lm.sentiment_config import SentimentConfig  # noqa: E402
 from lm.sentiment_data import read_examples, split_indices  # noqa: E402
 from lm.sentiment_train import train_run  # noqa: E402
@@ -59,7 +60,7 @@ def pretrain_lm(name, files, seed, out_dir):
     ex = read_examples(cfg.data)
     tr, _, _ = split_indices(len(ex), cfg.val_frac, 0.0 if cfg.test else cfg.test_frac, seed)
     text_path = os.path.join(out_dir, f"{name}-s{seed}-train-texts.txt")
-    with open(text_path, "w", encoding="utf-8") as f:
+    with atomic_write(text_path, "w") as f:
         f.write("\n".join(ex.texts[i] for i in tr) + "\n")
     lm_dir = os.path.join(out_dir, f"{name}-s{seed}-lm")
     if not os.path.exists(os.path.join(lm_dir, "best.npz")):
