@@ -33,7 +33,7 @@ class TrainConfig:
     embed_size: int = 64           # token embedding width
     hidden_size: int = 512         # recurrent state width
     num_layers: int = 1            # stacked recurrent layers
-    dropout: float = 0.0           # dropout on the inputs and outputs of the recurrent stack
+    dropout: float = 0.1           # dropout on embeddings, between layers, before the output layer
     tie_weights: bool = False      # share embedding and output matrix (needs embed == hidden)
     # --- optimisation ---
     seq_length: int = 64           # BPTT window: tokens per stream per step
