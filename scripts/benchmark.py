@@ -3,6 +3,8 @@
 Usage:
   python scripts/benchmark.py                      # --suite layers (the default)
   python scripts/benchmark.py --suite layers --repeats 9 --json out.json
+  python scripts/benchmark.py --suite train        # training steps + sampling (bench_train.py)
+  python scripts/benchmark.py --suite sample       # sampling only
 
 Suite "layers": forward + backward of one recurrent layer (LSTM, GRU, vanilla RNN) on
 float32 batches at (N=64, T=64, D=64, H=512) and (N=32, T=64, D=64, H=256). Each
@@ -22,7 +24,23 @@ import statistics
 import sys
 import time
 
-import numpy as np
+
+def _threads_from_argv(argv):
+    """The value of --threads in argv, or None (read before numpy is imported)."""
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return None
+
+
+# --threads N: OpenBLAS reads its thread count when numpy loads it, so set it first
+if _threads_from_argv(sys.argv[1:]) is not None:
+    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[_var] = _threads_from_argv(sys.argv[1:])
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -134,7 +152,27 @@ def suite_layers(args):
     return rows
 
 
-SUITES = {"layers": suite_layers}
+# ---- suites "train" and "sample": in scripts/bench_train.py ------------------------
+
+def suite_train(args):
+    """Whole training steps (loss + clip + Adam) and sampling; see bench_train.py."""
+    import bench_train  # here, not at the top: it imports this module's helpers
+    return bench_train.suite_train(args, time_interleaved, format_row)
+
+
+def suite_sample(args):
+    """Sampling speed, one stream of 500 tokens; see bench_train.py."""
+    import bench_train
+    return bench_train.suite_sample(args, time_interleaved, format_row)
+
+
+def train_table(rows):
+    import bench_train
+    return bench_train.format_train_table(rows)
+
+
+SUITES = {"layers": suite_layers, "train": suite_train, "sample": suite_sample}
+TABLES = {"train": train_table, "sample": train_table}  # default: format_table
 
 
 # ---- output -----------------------------------------------------------------------
@@ -183,7 +221,11 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="layers", choices=sorted(SUITES),
                     help="which benchmark to run (default: layers)")
-    ap.add_argument("--repeats", type=int, default=7, help="timed runs per figure (median)")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timed runs per figure (median; default 7, train 5, sample 3)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="BLAS threads for both numpy and PyTorch (default: numpy's own "
+                         "choice, usually one per CPU; 1 is steadier on a busy machine)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed runs first")
     ap.add_argument("--settle", type=float, default=0.25,
                     help="seconds of idle before each timed run, so the other library's "
@@ -191,14 +233,18 @@ def parse_args(argv=None):
     ap.add_argument("--cells", default=",".join(LAYER_CELLS),
                     help="comma-separated cells for the layers suite (default: lstm,gru,rnn)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    ap.add_argument("--no-memory", action="store_true",
+                    help="train suite: skip the peak-memory subprocesses")
     ap.add_argument("--json", default=None,
                     help="where to write the results (default: benchmark_<suite>.json in the cwd)")
     args = ap.parse_args(argv)
     args.cells = [c.strip() for c in args.cells.split(",") if c.strip()]
+    if args.repeats is None:
+        args.repeats = {"train": 5, "sample": 3}.get(args.suite, 7)
     bad = [c for c in args.cells if c not in LAYER_CELLS]
-    if bad or args.repeats < 1 or args.warmup < 0 or args.settle < 0:
+    if bad or args.repeats < 1 or args.warmup < 0 or args.settle < 0 or (args.threads or 1) < 1:
         ap.error(f"--cells must be among {', '.join(LAYER_CELLS)}; --repeats >= 1; "
-                 "--warmup >= 0; --settle >= 0")
+                 "--warmup >= 0; --settle >= 0; --threads >= 1")
     return args
 
 
@@ -219,7 +265,7 @@ def main(argv=None):
         print(f"warning: machine busy (load average {load0:.1f} -> {load1:.1f} on "
               f"{env['cpus']} CPUs): figures are unreliable", file=sys.stderr)
     print()
-    print(format_table(rows))
+    print(TABLES.get(args.suite, format_table)(rows))
     path = args.json or f"benchmark_{args.suite}.json"
     with open(path, "w") as f:
         json.dump({"suite": args.suite, "environment": env, "repeats": args.repeats,
