@@ -1,7 +1,7 @@
 """GRU: the gated recurrent unit (gates r, z, n, PyTorch's equations), one step at a time and over sequences."""
 import numpy as np
 
-from .recurrent import Recurrent, sigmoid, sigmoid_
+from .recurrent import Recurrent, exp_sigmoid_, sigmoid, tanh_
 
 
 def gru_step_forward(x, prev_h, Wx, Wh, bx, bh):
@@ -45,6 +45,8 @@ class GRU(Recurrent):
         self._init_param("Wh", (H, 3 * H))
         self._init_param("bx", (3 * H,))
         self._init_param("bh", (3 * H,))
+        # forward's weights scaled by -1 for r, z (and 1 for n): see forward
+        self._gate_scale = np.repeat(np.array([-1, -1, 1], dtype=self._dtype), H)
 
     def step_forward(self, x, prev_h):
         """x: (N, D), prev_h: (N, H) -> (next_h (N, H), cache)."""
@@ -64,31 +66,38 @@ class GRU(Recurrent):
         xt, mask, lengths = self._prepare(x, mask)
         T, N, D = xt.shape
         H = self.hidden_dim
-        Wx, Wh, bx, bh = (self.params[k] for k in ("Wx", "Wh", "bx", "bh"))
+        bx, bh = self.params["bx"], self.params["bh"]
         h_init, shared = self._initial(h0, N, "h0")
-        gates = self._buffer("gates", (T, N, 3 * H))  # x_t Wx + bx (+ bh_r, bh_z), then r, z, n
+        # Speed: sigmoid and tanh through exp (numpy's float32 tanh is slow). The r, z
+        # columns of the weights are scaled by -1 (exact) so that their block holds -a_rz.
+        scale = self._gate_scale
+        Wx = self._scaled("Wx_scaled", self.params["Wx"], scale)
+        Wh = self._scaled("Wh_scaled", self.params["Wh"], scale)
+        gates = self._buffer("gates", (T, N, 3 * H))  # -(x_t Wx + bx + bh)_rz, (x_t Wx + bx)_n; then r, z, n
         hw_n = self._buffer("hw_n", (T, N, H))        # h_{t-1} Wh_n + bh_n, for n and backward
         hs = self._buffer("hs", (T + 1, N, H))        # hs[0] = h0, hs[t+1] = h_t
-        hw = self._buffer("hw", (N, 3 * H))           # h_{t-1} Wh of the current step
+        hw = self._buffer("hw", (N, 3 * H))           # h_{t-1} Wh (scaled) of the current step
         tmp = self._buffer("tmp", (N, H))
         hs[0] = h_init
         # the input projection of all steps in one product; bh_r, bh_z folded in here
         np.matmul(xt.reshape(T * N, D), Wx, out=gates.reshape(T * N, 3 * H))
-        gates += bx
-        gates[:, :, :2 * H] += bh[:2 * H]
-        for t in range(T):
-            a = gates[t]
-            np.matmul(hs[t], Wh, out=hw)
-            rz = a[:, :2 * H]
-            rz += hw[:, :2 * H]
-            sigmoid_(rz)                                # r, z: one sigmoid over the block
-            r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
-            np.add(hw[:, 2 * H:], bh[2 * H:], out=hw_n[t])
-            n += np.multiply(r, hw_n[t], out=tmp)
-            np.tanh(n, out=n)                           # n = tanh(xw_n + r * hw_n)
-            np.subtract(hs[t], n, out=tmp)
-            tmp *= z
-            np.add(n, tmp, out=hs[t + 1])               # h_t = n + z * (h_{t-1} - n)
+        b = bx * scale
+        b[:2 * H] -= bh[:2 * H]
+        gates += b
+        with np.errstate(over="ignore"):  # exp overflowing to inf gives the right limits
+            for t in range(T):
+                a = gates[t]
+                np.matmul(hs[t], Wh, out=hw)
+                rz = a[:, :2 * H]
+                rz += hw[:, :2 * H]
+                exp_sigmoid_(rz)                        # r, z: one sigmoid over the block
+                r, z, n = a[:, :H], a[:, H:2 * H], a[:, 2 * H:]
+                np.add(hw[:, 2 * H:], bh[2 * H:], out=hw_n[t])
+                n += np.multiply(r, hw_n[t], out=tmp)
+                tanh_(n, out=n)                         # n = tanh(xw_n + r * hw_n)
+                np.subtract(hs[t], n, out=tmp)
+                tmp *= z
+                np.add(n, tmp, out=hs[t + 1])           # h_t = n + z * (h_{t-1} - n)
         self._cache = (xt, gates, hw_n, hs, mask, shared)
         self.final_state = (self._final(hs, lengths),)
         return self._outputs(hs, mask)

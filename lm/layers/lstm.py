@@ -1,7 +1,7 @@
 """LSTM: the long short-term memory layer (gates i, f, o, g), one step at a time and over sequences."""
 import numpy as np
 
-from .recurrent import Recurrent, sigmoid, sigmoid_
+from .recurrent import Recurrent, exp_sigmoid_, scaled_tanh_, sigmoid, tanh_, tanh_input_scale
 
 
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
@@ -48,6 +48,9 @@ class LSTM(Recurrent):
         self._init_param("Wh", (H, 4 * H))
         self._init_param("b", (4 * H,))
         self.dc0 = None
+        # forward's weights scaled by -1 (i, f, o) and tanh_input_scale (g): see forward
+        scales = [-1, -1, -1, tanh_input_scale(self._dtype)]
+        self._gate_scale = np.repeat(np.array(scales, dtype=self._dtype), H)
 
     def step_forward(self, x, prev_h, prev_c):
         """x: (N, D), prev_h, prev_c: (N, H) -> (next_h, next_c, cache)."""
@@ -68,32 +71,36 @@ class LSTM(Recurrent):
         xt, mask, lengths = self._prepare(x, mask)
         T, N, D = xt.shape
         H = self.hidden_dim
-        Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
         h_init, h_shared = self._initial(h0, N, "h0")
         c_init, c_shared = self._initial(c0, N, "c0")
-        gates = self._buffer("gates", (T, N, 4 * H))  # x_t Wx + b, then i, f, o, g in place
+        # Speed: the weights are scaled (exactly: by -1 for i, f, o and by -2 or 1 for g,
+        # see recurrent.py) so that each gate is one exp and a few cheap passes.
+        scale = self._gate_scale
+        Wx = self._scaled("Wx_scaled", self.params["Wx"], scale)
+        Wh = self._scaled("Wh_scaled", self.params["Wh"], scale)
+        b = self.params["b"] * scale
+        gates = self._buffer("gates", (T, N, 4 * H))  # x_t Wx + b (scaled), then i, f, o, g in place
         hs = self._buffer("hs", (T + 1, N, H))         # hs[0] = h0, hs[t+1] = h_t
         cs = self._buffer("cs", (T + 1, N, H))         # cs[0] = c0, cs[t+1] = c_t
         tanh_cs = self._buffer("tanh_cs", (T, N, H))   # tanh(c_t), for h_t and for backward
-        hh = self._buffer("hh", (N, 4 * H))            # h_{t-1} Wh, then i * g
+        hh = self._buffer("hh", (N, 4 * H))            # h_{t-1} Wh (scaled), then i * g
         hs[0], cs[0] = h_init, c_init
         # the input projection of all steps in one product
         np.matmul(xt.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H))
         gates += b
-        for t in range(T):
-            a = gates[t]
-            np.matmul(hs[t], Wh, out=hh)
-            a += hh                                    # a = x_t Wx + b + h_{t-1} Wh
-            # i, f, o: one sigmoid over the contiguous block; g: tanh
-            sigmoid_(a[:, :3 * H])
-            np.tanh(a[:, 3 * H:], out=a[:, 3 * H:])
-            i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            c = cs[t + 1]
-            np.multiply(f, cs[t], out=c)
-            ig = np.multiply(i, g, out=hh[:, :H])
-            c += ig                                    # c_t = f c_{t-1} + i g
-            np.tanh(c, out=tanh_cs[t])
-            np.multiply(o, tanh_cs[t], out=hs[t + 1])  # h_t = o tanh(c_t)
+        with np.errstate(over="ignore"):  # exp overflowing to inf gives the right limits
+            for t in range(T):
+                a = gates[t]
+                np.matmul(hs[t], Wh, out=hh)
+                a += hh                                # the scaled a = x_t Wx + h_{t-1} Wh + b
+                exp_sigmoid_(a[:, :3 * H])             # i, f, o
+                scaled_tanh_(a[:, 3 * H:])             # g
+                i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+                c = cs[t + 1]
+                np.multiply(f, cs[t], out=c)
+                c += np.multiply(i, g, out=hh[:, :H])  # c_t = f c_{t-1} + i g
+                tanh_(c, out=tanh_cs[t])
+                np.multiply(o, tanh_cs[t], out=hs[t + 1])  # h_t = o tanh(c_t)
         self._cache = (xt, gates, hs, cs, tanh_cs, mask, h_shared, c_shared)
         self.final_state = (self._final(hs, lengths), self._final(cs, lengths))
         return self._outputs(hs, mask)

@@ -1,7 +1,7 @@
 """VanillaRNN: the tanh recurrent layer, one step at a time and over whole sequences."""
 import numpy as np
 
-from .recurrent import Recurrent
+from .recurrent import Recurrent, scaled_tanh_, tanh_input_scale
 
 
 def rnn_step_forward(x, prev_h, Wx, Wh, b):
@@ -48,19 +48,24 @@ class VanillaRNN(Recurrent):
         xt, mask, lengths = self._prepare(x, mask)
         T, N, D = xt.shape
         H = self.hidden_dim
-        Wx, Wh, b = self.params["Wx"], self.params["Wh"], self.params["b"]
         h_init, shared = self._initial(h0, N, "h0")
+        # Speed: the weights are scaled (exactly) by tanh_input_scale, -2 in float32, so
+        # that `scaled_tanh_` can build tanh from one exp (see recurrent.py).
+        scale = tanh_input_scale(self._dtype)
+        Wx = self._scaled("Wx_scaled", self.params["Wx"], scale)
+        Wh = self._scaled("Wh_scaled", self.params["Wh"], scale)
         hs = self._buffer("hs", (T + 1, N, H))  # hs[0] = h0, hs[t+1] = h_t
-        hh = self._buffer("hh", (N, H))         # h_{t-1} Wh of the current step
+        hh = self._buffer("hh", (N, H))         # h_{t-1} Wh (scaled) of the current step
         hs[0] = h_init
         # the input projection of all steps in one product, written straight into hs
         np.matmul(xt.reshape(T * N, D), Wx, out=hs[1:].reshape(T * N, H))
-        hs[1:] += b
-        for t in range(T):
-            a = hs[t + 1]                       # holds x_t Wx + b
-            np.matmul(hs[t], Wh, out=hh)
-            a += hh
-            np.tanh(a, out=a)
+        hs[1:] += self.params["b"] * scale
+        with np.errstate(over="ignore"):  # exp overflowing to inf gives the right limit -1
+            for t in range(T):
+                a = hs[t + 1]                   # holds x_t Wx + b (scaled)
+                np.matmul(hs[t], Wh, out=hh)
+                a += hh
+                scaled_tanh_(a)                 # h_t = tanh(x_t Wx + h_{t-1} Wh + b)
         self._cache = (xt, hs, mask, shared)
         self.final_state = (self._final(hs, lengths),)
         return self._outputs(hs, mask)
