@@ -3,6 +3,10 @@ import math
 
 import numpy as np
 
+# Adam updates each parameter in blocks of this many values, so that its dozen passes
+# run over data held in the CPU cache rather than streaming whole arrays from memory.
+CHUNK = 1 << 16
+
 
 class Optimizer:
     """Common machinery: the model's flat `params`/`grads`, `lr`, frozen names, state I/O.
@@ -32,8 +36,6 @@ class Optimizer:
         self.state = {k: {n: np.zeros_like(self.params[n]) for n in self.names}
                       for k in self.kinds}
         self.scalars = {}
-        # one scratch buffer per parameter: the update needs a temporary, allocated once
-        self._tmp = {n: np.empty_like(self.params[n]) for n in self.names}
 
     def zero_grad(self):
         for g in self.grads.values():
@@ -101,39 +103,51 @@ class Adam(Optimizer):
     def step(self):
         b1, b2 = self.betas
         t = self.scalars["t"] = self.scalars["t"] + 1
-        step_size = self.lr / (1 - b1 ** t)
-        inv_bc2_sqrt = 1.0 / math.sqrt(1 - b2 ** t)
+        # p -= lr/bc1 * m / (sqrt(v)/sqrt(bc2) + eps), written as
+        # p -= (lr/bc1 * sqrt(bc2)) * m / (sqrt(v) + eps * sqrt(bc2)): two passes fewer
+        sqrt_bc2 = math.sqrt(1 - b2 ** t)
+        step_size = self.lr / (1 - b1 ** t) * sqrt_bc2
+        eps = self.eps * sqrt_bc2
         wd = self.weight_decay
         l2 = wd and not self.decoupled
+        scratch = {}  # per dtype: two (CHUNK,) work buffers, shared by all parameters
         for name in self.names:
-            p, g, tmp = self.params[name], self.grads[name], self._tmp[name]
-            m, v = self.state["m"][name], self.state["v"][name]
+            p = self.params[name]
             if wd and self.decoupled:
                 p *= 1 - self.lr * wd
-            # in-place ops on preallocated buffers only: this is the training hot loop
-            if l2:  # tmp = g + wd * p, recomputed below instead of holding a second buffer
-                np.multiply(p, wd, out=tmp)
-                tmp += g
-                tmp -= m
-            else:
-                np.subtract(g, m, out=tmp)
-            tmp *= 1 - b1
-            m += tmp  # m = b1 m + (1 - b1) g
-            if l2:
-                np.multiply(p, wd, out=tmp)
-                tmp += g
-                tmp *= tmp
-            else:
-                np.multiply(g, g, out=tmp)
-            tmp *= 1 - b2
-            v *= b2
-            v += tmp  # v = b2 v + (1 - b2) g^2
-            np.sqrt(v, out=tmp)
-            tmp *= inv_bc2_sqrt
-            tmp += self.eps
-            np.divide(m, tmp, out=tmp)
-            tmp *= step_size
-            p -= tmp
+            if p.dtype not in scratch:
+                scratch[p.dtype] = (np.empty(CHUNK, p.dtype), np.empty(CHUNK, p.dtype))
+            flats = [a.reshape(-1) for a in (p, self.grads[name],
+                                             self.state["m"][name], self.state["v"][name])]
+            if not np.shares_memory(flats[0], p):  # not contiguous: one block, in place
+                flats = [p, self.grads[name], self.state["m"][name], self.state["v"][name]]
+                bufs = (np.empty_like(p), np.empty_like(p))
+                self._update(*flats, *bufs, b1, b2, step_size, eps, wd if l2 else 0.0)
+                continue
+            for a in range(0, p.size, CHUNK):
+                n = min(CHUNK, p.size - a)
+                self._update(*(f[a:a + n] for f in flats), scratch[p.dtype][0][:n],
+                             scratch[p.dtype][1][:n], b1, b2, step_size, eps, wd if l2 else 0.0)
+
+    @staticmethod
+    def _update(p, g, m, v, tmp, g2, b1, b2, step_size, eps, l2):
+        """One block of the Adam update, in place on p, m, v (g is not modified)."""
+        if l2:  # g + wd * p, the classic L2 penalty
+            np.multiply(p, l2, out=g2)
+            g2 += g
+            g = g2
+        np.subtract(g, m, out=tmp)
+        tmp *= 1 - b1
+        m += tmp                      # m = b1 m + (1 - b1) g
+        np.multiply(g, g, out=tmp)
+        tmp -= v
+        tmp *= 1 - b2
+        v += tmp                      # v = b2 v + (1 - b2) g^2
+        np.sqrt(v, out=tmp)
+        tmp += eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        p -= tmp
 
 
 class SGD(Optimizer):
@@ -151,6 +165,8 @@ class SGD(Optimizer):
         self.kinds = ("buf",) if momentum else ()
         super().__init__(model, lr, weight_decay, frozen)
         self.momentum = float(momentum)
+        # one scratch buffer per parameter: the update needs a temporary, allocated once
+        self._tmp = {n: np.empty_like(self.params[n]) for n in self.names}
 
     def step(self):
         wd, mu = self.weight_decay, self.momentum
