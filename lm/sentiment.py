@@ -77,17 +77,16 @@ def train(data=None, neg=None, test=None, val_frac=_D.val_frac, test_frac=_D.tes
     for name in ("data", "neg", "test", "init_from", "out_dir"):
         v = values[name]
         values[name] = "" if v is None else (raw_flag(name, _CLI_ARGV or []) or str(v))
-    values["data"] = (_raw_positionals(1) or [str(data)])[0] if "data" not in \
-        given_flags({"data"}, _CLI_ARGV or []) else values["data"]
+    if "data" not in given_flags({"data"}, _CLI_ARGV or []):
+        values["data"] = (_raw_positionals(1) or [values["data"]])[0]
     cfg = SentimentConfig(**values).validate()
     if cfg.init_from:
         _check_lm_flags(cfg, given_flags(set(LM_FIXED), _CLI_ARGV or []))
-    result = train_run(cfg)
-    best = result
-    test_part = "" if best.get("test_acc") is None else \
-        f", test accuracy {100 * best['test_acc']:.1f}%"
-    print(f"best epoch {best['epoch']}: validation accuracy "
-          f"{_pct(best['val_acc'])}{test_part}; {result['elapsed']:.1f}s of training")
+    result = train_run(cfg)  # the best epoch's metrics
+    test_part = "" if result.get("test_acc") is None else \
+        f", test accuracy {_pct(result['test_acc'])}"
+    print(f"best epoch {result['epoch']}: validation accuracy "
+          f"{_pct(result['val_acc'])}{test_part}; {result['elapsed']:.1f}s of training")
     print(f"saved {result['run_dir']}/best.npz")
     print(f"predict  python -m lm.sentiment predict --checkpoint {result['run_dir']} \"some text\"")
     sys.stdout.flush()

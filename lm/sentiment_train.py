@@ -11,6 +11,7 @@ stays random. After each epoch the train, validation and test sets are evaluated
 the weights are written to `best.npz` when validation accuracy improves (ties broken by
 the lower validation loss).
 """
+import dataclasses
 import math
 import os
 import sys
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lm.cli import CliError
 from lm.optim import Adam, clip_grad_norm
 
 POOL_BATCHES = 20
@@ -125,13 +127,13 @@ def train_classifier(model, splits, cfg, rng, out_dir=None, frozen=(), log=print
         t0 = time.perf_counter()
         batches = length_batches(train.lengths, cfg.batch_size, rng)
         batches = bar(batches, desc=f"epoch {epoch}/{cfg.max_epochs}")
-        for k, idx in enumerate(batches):
+        for b, idx in enumerate(batches):
             ids, mask = pad_batch([train.ids[i] for i in idx])
             loss, _ = model.loss(ids, train.labels[idx], mask, cfg.weight_decay)
             if not math.isfinite(loss):
-                raise ValueError(f"training diverged (loss {loss}) at epoch {epoch}; "
-                                 f"try a lower --learning_rate")
-            if k % 10 == 0 and hasattr(batches, "set_postfix"):
+                raise CliError(f"training diverged (loss {loss}) at epoch {epoch}; "
+                               f"try a lower --learning_rate")
+            if b % 10 == 0 and hasattr(batches, "set_postfix"):
                 batches.set_postfix(loss=f"{loss:.3f}", refresh=False)
             if cfg.grad_clip:
                 clip_grad_norm(model.grads, cfg.grad_clip)
@@ -190,12 +192,14 @@ def _progress(enabled):
 # ---- a whole run: data, vocabulary, model, training, run directory ----------------------
 
 def default_out_dir(cfg):
-    """checkpoints/sentiment-<data>-<cell>[-bi][-lm]."""
+    """checkpoints/sentiment-<data>-<cell>[-bi], or sentiment-<data>-from-<LM run name>."""
     from lm.run_dir import RUNS_ROOT, corpus_label
 
-    name = f"sentiment-{corpus_label(cfg.data)}-{cfg.cell}"
-    name += "-bi" if cfg.bidirectional and cfg.cell != "bag" else ""
-    name += "-lm" if cfg.init_from else ""
+    name = f"sentiment-{corpus_label(cfg.data)}-"
+    if cfg.init_from:
+        name += f"from-{corpus_label(cfg.init_from)}"
+    else:
+        name += cfg.cell + ("-bi" if cfg.bidirectional else "")
     return os.path.join(RUNS_ROOT, name)
 
 
@@ -226,22 +230,23 @@ def train_run(cfg, log=print, progress=None):
     dtype = np.float64 if cfg.dtype == "float64" else np.float32
     if cfg.init_from:
         lm_model, vocab, enc_arrays = load_lm_encoder(cfg.init_from)
+        cfg = dataclasses.replace(  # config.json records what the language model fixed
+            cfg, cell=lm_model["cell"], embed_size=lm_model["embed_size"],
+            hidden_size=lm_model["hidden_size"], num_layers=lm_model.get("num_layers", 1),
+            level=vocab.level, lowercase=vocab.lowercase)
         drop_spaces = False  # the LM read whitespace tokens: give it the same sequences
-        model = SentimentClassifier.build(
-            len(vocab), lm_model["embed_size"], lm_model["hidden_size"], cell=lm_model["cell"],
-            num_layers=lm_model.get("num_layers", 1), bidirectional=False, pool=cfg.pool,
-            dropout=cfg.dropout, num_classes=len(classes), dtype=dtype, rng=rng)
-        copied = copy_encoder_weights(model, enc_arrays)
-        log(f"init_from {cfg.init_from}: {len(copied)} encoder weights and a vocabulary of "
-            f"{len(vocab):,} {vocab.level} tokens")
     else:
         drop_spaces = cfg.level == "word"
         vocab = build_vocab([data.texts[i] for i in tr], cfg.level, cfg.lowercase,
                             cfg.min_count, drop_spaces)
-        model = SentimentClassifier.build(
-            len(vocab), cfg.embed_size, cfg.hidden_size, cell=cfg.cell,
-            num_layers=cfg.num_layers, bidirectional=cfg.bidirectional, pool=cfg.pool,
-            dropout=cfg.dropout, num_classes=len(classes), dtype=dtype, rng=rng)
+    model = SentimentClassifier.build(
+        len(vocab), cfg.embed_size, cfg.hidden_size, cell=cfg.cell, num_layers=cfg.num_layers,
+        bidirectional=cfg.bidirectional, pool=cfg.pool, dropout=cfg.dropout,
+        num_classes=len(classes), dtype=dtype, rng=rng)
+    if cfg.init_from:
+        copied = copy_encoder_weights(model, enc_arrays)
+        log(f"init_from {cfg.init_from}: {len(copied)} encoder weights and a vocabulary of "
+            f"{len(vocab):,} {vocab.level} tokens")
     labels = class_index(data, classes, cfg.data)
     splits = {name: subset(data.texts, labels, idx, vocab, drop_spaces)
               for name, idx in (("train", tr), ("val", va), ("test", te))}
