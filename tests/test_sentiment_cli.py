@@ -210,6 +210,7 @@ def test_phrases_target_default_flags(tmp_path, cell):
     result = train_run(cfg, log=lambda s: None, progress=False)
     assert result["sizes"]["test"] == 20
     assert result["test_acc"] == 1.0
+    assert max(r["train_acc"] for r in metrics(tmp_path / "run")) == 1.0  # fits all 51
 
 
 @pytest.mark.slow
