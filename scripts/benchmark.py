@@ -25,20 +25,11 @@ import sys
 import time
 
 
-def _threads_from_argv(argv):
-    """The value of --threads in argv, or None (read before numpy is imported)."""
-    for i, a in enumerate(argv):
-        if a == "--threads" and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith("--threads="):
-            return a.split("=", 1)[1]
-    return None
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_threads  # noqa: E402
 
-
-# --threads N: OpenBLAS reads its thread count when numpy loads it, so set it first
-if _threads_from_argv(sys.argv[1:]) is not None:
-    for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[_var] = _threads_from_argv(sys.argv[1:])
+# --threads: OpenBLAS reads its thread count when numpy loads it, so it is set first
+THREADS_CHOICE = bench_threads.apply(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 
@@ -223,9 +214,10 @@ def parse_args(argv=None):
                     help="which benchmark to run (default: layers)")
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed runs per figure (median; default 7, train 5, sample 3)")
-    ap.add_argument("--threads", type=int, default=None,
-                    help="BLAS threads for both numpy and PyTorch (default: numpy's own "
-                         "choice, usually one per CPU; 1 is steadier on a busy machine)")
+    ap.add_argument("--threads", default=None,
+                    help="BLAS threads for both numpy and PyTorch: a number or 'auto' (1 on "
+                         "a busy machine, else all CPUs; the default of the train and sample "
+                         "suites); the layers suite defaults to numpy's own choice")
     ap.add_argument("--warmup", type=int, default=2, help="untimed runs first")
     ap.add_argument("--settle", type=float, default=0.25,
                     help="seconds of idle before each timed run, so the other library's "
@@ -242,9 +234,10 @@ def parse_args(argv=None):
     if args.repeats is None:
         args.repeats = {"train": 5, "sample": 3}.get(args.suite, 7)
     bad = [c for c in args.cells if c not in LAYER_CELLS]
-    if bad or args.repeats < 1 or args.warmup < 0 or args.settle < 0 or (args.threads or 1) < 1:
+    threads_ok = args.threads in (None, "auto") or (args.threads.isdigit() and int(args.threads) >= 1)
+    if bad or args.repeats < 1 or args.warmup < 0 or args.settle < 0 or not threads_ok:
         ap.error(f"--cells must be among {', '.join(LAYER_CELLS)}; --repeats >= 1; "
-                 "--warmup >= 0; --settle >= 0; --threads >= 1")
+                 "--warmup >= 0; --settle >= 0; --threads auto or >= 1")
     return args
 
 
@@ -253,7 +246,8 @@ def main(argv=None):
     if torch is not None and not args.no_torch:
         torch.set_num_threads(numpy_threads())  # same thread count on both sides
     env = environment()
-    print(f"suite {args.suite}: numpy {env['numpy']} ({env['numpy_threads']} threads)"
+    env["threads_choice"] = THREADS_CHOICE
+    print(f"suite {args.suite}: numpy {env['numpy']} ({env['numpy_threads']} threads, {THREADS_CHOICE})"
           + (f", PyTorch {env['torch']} ({env['torch_threads']} threads)" if "torch" in env and not args.no_torch
              else ", PyTorch not used") + f", median of {args.repeats} runs after {args.warmup} warm-up")
     load0 = load_average()
