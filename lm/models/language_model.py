@@ -122,12 +122,11 @@ class LanguageModelRNN(Layer):
             raise ValueError("loss needs at least one valid target token")
         self.zero_grad()
         scores, state = self.forward(ids, state, mask)
-        loss, dscores = temporal_softmax_loss(scores, targets, mask, overwrite_scores=True)
-        # temporal_softmax_loss sums over steps and averages over N: rescale to per token
-        scale = ids.shape[0] / count
-        dscores *= scale
+        # per_token: the mean over valid tokens, scaled inside the loss (no extra pass)
+        loss, dscores = temporal_softmax_loss(scores, targets, mask, overwrite_scores=True,
+                                              per_token=True)
         self.backward(dscores)
-        return float(loss) * scale, state
+        return float(loss), state
 
     # ---- sampling ----
     def generate(self, prompt_ids, length, temperature=1.0, top_k=None, top_p=None, rng=None,
