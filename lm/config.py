@@ -37,7 +37,7 @@ class TrainConfig:
     tie_weights: bool = False      # share embedding and output matrix (needs embed == hidden)
     # --- optimisation ---
     seq_length: int = 64           # BPTT window: tokens per stream per step
-    batch_size: int = 64           # parallel streams (or lines) per step
+    batch_size: int = 32           # parallel streams (or lines) per step
     optimizer: str = "adam"        # adam or sgd (with --momentum)
     learning_rate: float = 3e-3    # initial step size
     momentum: float = 0.9          # SGD momentum (ignored by Adam)
@@ -50,7 +50,7 @@ class TrainConfig:
     max_epochs: float = 50.0       # stop after this many passes over the training tokens
     max_steps: int = 0             # stop after this many steps (0 = no limit)
     time_budget: float = 0.0       # stop after this many seconds of training (0 = no limit)
-    eval_every: int = 100          # evaluate, log, save and sample every this many steps
+    eval_every: int = 200          # evaluate, log, save and sample every this many steps
     eval_tokens: int = 0           # validation tokens per evaluation (0 = all of them)
     sample_length: int = 200       # tokens (lines in line mode: up to 5) of the sample after eval
     seed: int = 0                  # seeds initialisation, dropout and line shuffling
