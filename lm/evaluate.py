@@ -6,9 +6,13 @@ across BPTT windows exactly as in training (or per padded line in line mode).
 """
 import sys
 
-import numpy as np
+if __name__ == "__main__":  # BLAS threads must be chosen before numpy loads
+    from lm.threads import apply as _apply_threads
+    _apply_threads(sys.argv[1:])
 
-from lm.losses import temporal_softmax_loss
+import numpy as np  # noqa: E402
+
+from lm.losses import temporal_softmax_loss  # noqa: E402
 
 
 def _windows_loss(model, windows, carry_state, should_stop):
@@ -62,7 +66,7 @@ def evaluate_loss(model, data, vocab, batch_size=64, seq_length=64, max_tokens=0
 
 
 def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128,
-         encoding="utf-8", encoding_errors="strict"):
+         encoding="utf-8", encoding_errors="strict", threads="auto"):
     """Loss, perplexity and bits per character of a trained model on a text file.
 
     Args:
@@ -73,6 +77,7 @@ def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128
       seq_length: tokens per window; the hidden state carries across windows
       encoding: text encoding of FILE
       encoding_errors: "strict" or "replace" (invalid bytes become U+FFFD)
+      threads: BLAS threads: auto (1 when the machine is already busy, else all CPUs) or N
     """
     from lm.cli import check_choice, check_int, check_str
     from lm.data import Lines
@@ -84,6 +89,8 @@ def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128
     if file is None:
         raise ValueError("give the text file to evaluate: python -m lm.evaluate "
                          "--checkpoint DIR FILE")
+    from lm.threads import choose
+    choose(check_str("threads", threads))  # range check; the count was set at start-up
     file = check_str("file", file)
     which = check_choice("which", which, ("best", "last"))
     batch_size = check_int("batch_size", batch_size, 1, 100000)

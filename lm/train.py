@@ -1,10 +1,15 @@
 """Train a recurrent language model: `python -m lm.train [CORPUS] [flags]`."""
-import dataclasses
-import math
-import shlex
 import sys
 
-from lm.cli import EXIT_INTERRUPTED, given_flags, raw_flag, run_cli
+if __name__ == "__main__":  # BLAS threads must be chosen before anything imports numpy
+    from lm.threads import apply as _apply_threads
+    THREADS_LINE = _apply_threads(sys.argv[1:])
+
+import dataclasses  # noqa: E402
+import math  # noqa: E402
+import shlex  # noqa: E402
+
+from lm.cli import EXIT_INTERRUPTED, given_flags, raw_flag, run_cli  # noqa: E402
 from lm.config import TrainConfig
 
 _D = TrainConfig()
@@ -21,7 +26,8 @@ def main(corpus=None, level=_D.level, cell=_D.cell, embed_size=_D.embed_size,
          eval_tokens=_D.eval_tokens, sample_length=_D.sample_length, val_frac=_D.val_frac,
          seed=_D.seed, out_dir=None, resume=False, init_from=None, line_mode=_D.line_mode,
          lowercase=_D.lowercase, min_count=_D.min_count, max_vocab=_D.max_vocab,
-         encoding=_D.encoding, encoding_errors=_D.encoding_errors, dtype=_D.dtype):
+         encoding=_D.encoding, encoding_errors=_D.encoding_errors, dtype=_D.dtype,
+         threads="auto"):
     """Train a character- or word-level recurrent language model on a text file.
 
     Saves a self-contained run directory (config.json, vocab.json, best.npz, last.npz,
@@ -63,11 +69,15 @@ def main(corpus=None, level=_D.level, cell=_D.cell, embed_size=_D.embed_size,
       max_vocab: keep at most this many tokens, specials included (0 = no limit)
       encoding: text encoding of the corpus (utf-8, latin-1, utf-16, ...)
       encoding_errors: strict (fail with the byte offset) or replace (U+FFFD)
+      threads: BLAS threads: auto (1 when the machine is already busy, else all CPUs) or N
     """
+    from lm.threads import choose
     from lm.trainer import train
 
+    choose(raw_flag("threads") or threads)  # range check; the count was set at start-up
     values = dict(locals())
     values.pop("train")
+    values.pop("choose")
     values["corpus"] = raw_flag("corpus") or ("pydoc" if corpus is None else str(corpus))
     for name in ("out_dir", "init_from"):
         values[name] = "" if values[name] is None else (raw_flag(name) or str(values[name]))
@@ -75,6 +85,8 @@ def main(corpus=None, level=_D.level, cell=_D.cell, embed_size=_D.embed_size,
     if corpus is not None:
         given.add("corpus")
     cfg = TrainConfig(**{k: v for k, v in values.items() if k in FLAGS})
+    if globals().get("THREADS_LINE"):
+        print(THREADS_LINE, flush=True)
     result = train(cfg, given=given)
     report(result)
     if result.reason == "interrupted":

@@ -17,7 +17,7 @@ TINY = dict(embed_size=8, hidden_size=24, seq_length=16, batch_size=8, sample_le
 
 
 def env():
-    e = dict(os.environ, MPLBACKEND="Agg")
+    e = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1")
     e["PYTHONPATH"] = REPO + os.pathsep + e.get("PYTHONPATH", "")
     return e
 

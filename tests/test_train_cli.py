@@ -18,7 +18,7 @@ TINY = ["--embed_size", "8", "--hidden_size", "24", "--seq_length", "16", "--bat
 
 
 def env():
-    e = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
+    e = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1")
     e["PYTHONPATH"] = REPO + os.pathsep + e.get("PYTHONPATH", "")
     return e
 

@@ -286,3 +286,14 @@ def test_latest_run_is_the_newest_language_model(tmp_path):
     assert find_latest_run(str(tmp_path), kind="sentiment") == str(tmp_path / "newest")
     with pytest.raises(FileNotFoundError, match="no trained"):
         find_latest_run(str(tmp_path / "none"))
+
+
+def test_blas_threads_one_when_busy_all_when_idle_env_wins():
+    from lm.threads import choose, cpus
+    assert choose("auto", environ={}, load=1.7)[0] == "1"
+    assert choose(None, environ={}, load=0.1)[0] == str(cpus())
+    assert choose("auto", environ={"OPENBLAS_NUM_THREADS": "3"}, load=1.7)[0] == "3"
+    assert choose("2", environ={}, load=5.0) == ("2", "--threads")
+    for bad in ("0", "-1", "two"):
+        with pytest.raises(ValueError, match="--threads"):
+            choose(bad, environ={})
