@@ -6,9 +6,13 @@ speed) goes to stderr, so `python -m lm.sample > out.txt` holds only the samples
 import sys
 import time
 
-import numpy as np
+if __name__ == "__main__":  # BLAS threads must be chosen before numpy loads
+    from lm.threads import apply as _apply_threads
+    _apply_threads(sys.argv[1:], default="1")
 
-from lm.cli import check_choice, check_float, check_int, check_str
+import numpy as np  # noqa: E402
+
+from lm.cli import check_choice, check_float, check_int, check_str  # noqa: E402
 
 
 def prompt_text(start):
@@ -97,7 +101,7 @@ def generate_one(model, vocab, ids, length, temperature, top_k, top_p, rng, writ
 
 
 def main(checkpoint=None, start=None, length=500, temperature=1.0, top_k=0, top_p=1.0,
-         num_samples=1, seed=None, stop=None, which="best"):
+         num_samples=1, seed=None, stop=None, which="best", threads=1):
     """Generate text from a trained language model.
 
     Args:
@@ -111,10 +115,13 @@ def main(checkpoint=None, start=None, length=500, temperature=1.0, top_k=0, top_
       seed: random seed; the same seed gives the same text (default: a fresh one, printed)
       stop: end a sample once this string has been generated
       which: best (lowest validation loss) or last weights
+      threads: BLAS threads (1 is fastest for one token at a time; auto or N)
     """
     from lm.run_dir import check_run_dir, find_latest_run
     from lm.train_setup import load_run
 
+    from lm.threads import choose
+    choose(check_str("threads", threads))  # range check; the count was set at start-up
     length = check_int("length", length, 0, 10_000_000)
     temperature = check_float("temperature", temperature, 0, 100, lo_open=True)
     top_k = check_int("top_k", top_k, 0)

@@ -56,14 +56,16 @@ def choose(value=None, environ=None, load=None):
     return str(cpus()), f"the machine is idle (load average {load:.1f})"
 
 
-def apply(argv):
-    """Choose from argv and export the thread variables; returns a line for the banner.
+def apply(argv, default="auto"):
+    """Choose from argv (else `default`) and export the thread variables; returns a line
+    for the banner. Sampling passes default "1": one token at a time, the products are
+    too small for a second thread to pay.
 
     Does nothing useful once numpy is loaded (OpenBLAS has read its setting by then); an
     invalid --threads is left for the CLI's own check to report.
     """
     try:
-        threads, reason = choose(raw_threads(argv))
+        threads, reason = choose(raw_threads(argv) or default)
     except ValueError:
         return None
     for var in VARS:
