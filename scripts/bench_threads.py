@@ -1,18 +1,20 @@
 """BLAS thread count for scripts/benchmark.py, chosen and set before numpy is imported.
 
-OpenBLAS (numpy) reads OPENBLAS_NUM_THREADS once, when numpy loads it; PyTorch is then
-given the same count. `--threads N` fixes it. `--threads auto` (the default of the train
-and sample suites) takes 1 thread when the machine is already busy and every CPU when it
-is idle: with two BLAS threads on two cores that another process also uses, each
-per-step product waits for a descheduled thread, and both libraries run 3 to 15 times
-slower than with one thread (measured here, see the README's Speed section), which says
-nothing about either library. A thread count already set in the environment is kept.
+The rule is lm.threads' (the CLIs use it too): `--threads N` fixes the count for both
+numpy (OPENBLAS_NUM_THREADS, read once when numpy loads) and PyTorch; `--threads auto`,
+the default of the train and sample suites, takes 1 thread when the machine is already
+busy and every CPU when it is idle. With two BLAS threads on two cores that another
+process also uses, both libraries run 3 to 15 times slower than with one thread, which
+says nothing about either of them. The layers suite keeps numpy's own default.
 """
 import os
+import sys
 
-VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from lm import threads as lm_threads  # noqa: E402  (never imports numpy)
+
 AUTO_SUITES = ("train", "sample")
-BUSY_LOAD = 0.5  # 1-minute load average from other work that counts as "busy"
 
 
 def _flag(argv, name):
@@ -25,37 +27,22 @@ def _flag(argv, name):
     return None
 
 
-def cpus():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def choose(argv):
+def choose(argv, environ=None, load=None):
     """(threads as a string or None for numpy's default, reason) from the command line."""
-    value = _flag(argv, "--threads")
-    suite = _flag(argv, "--suite") or "layers"
-    if value is None and suite not in AUTO_SUITES:
+    value = lm_threads.raw_threads(argv)
+    if value is None and (_flag(argv, "--suite") or "layers") not in AUTO_SUITES:
         return None, "numpy's default"
-    if value not in (None, "auto"):
-        return value, "--threads"
-    for var in VARS:
-        if os.environ.get(var, "").isdigit():
-            return os.environ[var], f"auto: {var} is set"
     try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return str(cpus()), "auto: no load average, all CPUs"
-    if load >= BUSY_LOAD:
-        return "1", f"auto: machine busy (load average {load:.1f} on {cpus()} CPUs)"
-    return str(cpus()), f"auto: machine idle (load average {load:.1f}), all CPUs"
+        threads, reason = lm_threads.choose(value, environ, load)
+    except ValueError:  # a bad --threads: argparse reports it
+        return None, "numpy's default"
+    return threads, ("auto: " + reason) if value in (None, "auto") else reason
 
 
 def apply(argv):
     """Set the BLAS thread variables for the chosen count; returns the reason (for the log)."""
     threads, reason = choose(argv)
     if threads is not None:
-        for var in VARS:
+        for var in lm_threads.VARS:
             os.environ[var] = threads
     return reason

@@ -82,13 +82,14 @@ def load_bench_threads():
 
 def test_benchmark_thread_choice(monkeypatch):
     bt = load_bench_threads()
-    for var in bt.VARS:
+    env = {}
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.7, 0, 0))
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.delenv(var, raising=False)
     assert bt.choose(["--suite", "layers"]) == (None, "numpy's default")
+    assert bt.choose(["--suite", "layers", "--threads", "2"])[0] == "2"
     assert bt.choose(["--suite", "train", "--threads", "3"]) == ("3", "--threads")
-    monkeypatch.setattr(os, "getloadavg", lambda: (1.7, 0, 0))
     assert bt.choose(["--suite=train"])[0] == "1"
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0, 0))
-    assert bt.choose(["--suite", "sample", "--threads", "auto"])[0] == str(bt.cpus())
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
-    assert bt.choose(["--suite", "train"])[0] == "2"
+    assert bt.choose(["--suite", "sample", "--threads", "auto"], env, load=0.1)[0] == str(bt.lm_threads.cpus())
+    assert bt.choose(["--suite", "train"], {"OPENBLAS_NUM_THREADS": "2"})[0] == "2"
+    assert bt.choose(["--suite", "train", "--threads", "x"]) == (None, "numpy's default")
