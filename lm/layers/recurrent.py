@@ -11,15 +11,6 @@ def sigmoid(x):
     return 0.5 * np.tanh(0.5 * x) + 0.5
 
 
-def sigmoid_(a):
-    """In-place sigmoid of the array (or view) a, through one tanh; returns a."""
-    a *= 0.5
-    np.tanh(a, out=a)
-    a *= 0.5
-    a += 0.5
-    return a
-
-
 # Speed: numpy's float32 tanh is scalar code on CPUs without AVX-512 (about 2.5 ns a value
 # here) while its exp is vectorised (about 1.3 ns), so in float32 the sequence loops build
 # sigmoid and tanh from one exp each. An exp overflowing to inf gives the right limits (0
