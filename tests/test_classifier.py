@@ -1,6 +1,5 @@
 """SentimentClassifier: gradient checks (every encoder, masks, pooling, L2), padding
 invariance, parameter names, batching, training to full accuracy on the phrase set."""
-import os
 
 import numpy as np
 import pytest

@@ -11,15 +11,10 @@ import pytest
 from lm.config import TrainConfig
 from lm.trainer import train
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from test_train_cli import assert_clean_error, env
+
 TINY = dict(embed_size=8, hidden_size=24, seq_length=16, batch_size=8, sample_length=0,
             learning_rate=1e-2)
-
-
-def env():
-    e = dict(os.environ, MPLBACKEND="Agg", OPENBLAS_NUM_THREADS="1")
-    e["PYTHONPATH"] = REPO + os.pathsep + e.get("PYTHONPATH", "")
-    return e
 
 
 def run(module, args, cwd, timeout=60):
@@ -29,15 +24,6 @@ def run(module, args, cwd, timeout=60):
 
 def sample(args, cwd):
     return run("lm.sample", args, cwd)
-
-
-def assert_clean_error(proc, *fragments):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for frag in fragments:
-        assert frag in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
