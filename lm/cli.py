@@ -11,6 +11,7 @@ turns the expected failures into one line on stderr:
 """
 import math
 import os
+import signal
 import sys
 
 from lm.checkpoint import CheckpointError
@@ -51,6 +52,7 @@ def run_cli(fn, argv=None):
         fire.Fire(fn, command=argv, name=_prog_name())
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C must not break the exit
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:  # `python -m lm.sample | head`: the reader left, say nothing
         devnull = os.open(os.devnull, os.O_WRONLY)
