@@ -101,6 +101,22 @@ def cell_gradient_errors(cls, case, seed=0):
     return gradient_errors(layer, forward, lambda d: run_backward(layer, d), inputs, seed)
 
 
+def h_step_gradient_errors(cls, seed=0):
+    """Relative errors of a one-state cell's step_backward: (dx, dprev_h, d<param>...)."""
+    rng = np.random.default_rng(seed)
+    N, D, H = 3, 4, 5
+    layer = cls(D, H, dtype=np.float64, rng=rng)
+    x, prev_h = rng.standard_normal((N, D)), rng.standard_normal((N, H))
+    dnext_h = rng.standard_normal((N, H))
+    _, cache = layer.step_forward(x, prev_h)
+    grads = layer.step_backward(dnext_h, cache)
+    assert all(np.all(g == 0) for g in layer.grads.values())  # step functions leave grads alone
+    f = lambda _: layer.step_forward(x, prev_h)[0]
+    wrt = [x, prev_h, *layer.params.values()]  # step_backward returns them in params order
+    assert len(grads) == len(wrt)
+    return [rel_error(analytic, numerical_gradient(f, v, dnext_h)) for analytic, v in zip(grads, wrt)]
+
+
 @pytest.fixture(params=sorted(CELLS))
 def cell(request):
     return CELLS[request.param]
