@@ -7,9 +7,8 @@ read_json) a top level that is not an object. A missing file raises FileNotFound
 """
 import json
 import os
-import stat
 
-from lm.safe_zip import CheckpointError
+from lm.safe_zip import CheckpointError, open_regular_file
 
 MAX_JSON_BYTES = 64 << 20  # vocab.json of a big word vocabulary stays far below this
 MAX_DEPTH = 32
@@ -100,16 +99,8 @@ def parse_json(data, label="<json>", max_depth=MAX_DEPTH, require_object=True):
 def read_bytes_bounded(path, max_bytes):
     """The bytes of regular file `path` if it holds at most `max_bytes`."""
     path = os.fspath(path)
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise FileNotFoundError(2, "file not found", path) from None
-    except OSError as e:
-        raise CheckpointError(path, f"cannot open: {e.strerror or e}") from e
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(f.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise CheckpointError(path, "not a regular file")
+    f, _ = open_regular_file(path)
+    with f:
         try:
             data = f.read(max_bytes + 1)
         except OSError as e:

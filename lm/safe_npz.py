@@ -10,7 +10,6 @@ import ast
 import functools
 import io
 import os
-import stat
 import struct
 import sys
 import warnings
@@ -19,7 +18,8 @@ import zipfile
 import numpy as np
 
 from lm.atomic import atomic_write
-from lm.safe_zip import CheckpointError, MemberReader, is_safe_name, read_directory
+from lm.safe_zip import (CheckpointError, MemberReader, is_safe_name, open_regular_file,
+                         read_directory)
 
 MAX_BYTES = 2 << 30  # default bound on file size and on total uncompressed bytes
 MAX_MEMBERS = 4096
@@ -94,17 +94,8 @@ def _open(source):
             raise CheckpointError(label, f"cannot seek: {e}") from e
         return source, label, size, False
     label = os.fspath(source)
-    try:
-        fd = os.open(label, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise FileNotFoundError(2, "checkpoint file not found", label) from None
-    except OSError as e:
-        raise CheckpointError(label, f"cannot open: {e.strerror or e}") from e
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise CheckpointError(label, "not a regular file")
-    return os.fdopen(fd, "rb"), label, st.st_size, True
+    f, size = open_regular_file(label, "checkpoint file")
+    return f, label, size, True
 
 
 @functools.lru_cache(maxsize=256)  # same-shaped arrays share a header: parse it once

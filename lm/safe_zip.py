@@ -6,7 +6,9 @@ fixed pattern, no duplicates, member data that neither overlaps nor leaves the f
 and a CRC-32 that matches. Nothing is allocated from a size the file claims before
 that size has been checked against the real file.
 """
+import os
 import re
+import stat
 import struct
 import zlib
 
@@ -41,6 +43,26 @@ class CheckpointError(ValueError):
         else:
             self.path, self.check = str(path), str(check)
             super().__init__(f"invalid checkpoint file {self.path!r}: {self.check}")
+
+
+def open_regular_file(path, what="file"):
+    """(binary file object, size) of the regular file `path`, opened without blocking.
+
+    A missing path raises FileNotFoundError; anything else that cannot be opened, or is
+    not a regular file (a directory, a pipe), raises CheckpointError.
+    """
+    path = os.fspath(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise FileNotFoundError(2, f"{what} not found", path) from None
+    except OSError as e:
+        raise CheckpointError(path, f"cannot open: {e.strerror or e}") from e
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise CheckpointError(path, "not a regular file")
+    return os.fdopen(fd, "rb"), st.st_size
 
 
 class Member:
