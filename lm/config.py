@@ -26,6 +26,7 @@ class TrainConfig:
     max_vocab: int = 0             # keep only the most frequent tokens (0 = no limit)
     line_mode: bool = False        # each line is one sample, framed by <bos>/<eos>, padded, masked
     val_frac: float = 0.1          # the last fraction of the token stream (or lines) is validation
+    shuffle_lines: bool = True     # line mode: shuffle the lines with --seed before the split
     encoding: str = "utf-8"        # text encoding of the corpus
     encoding_errors: str = "strict"  # "strict" fails on invalid bytes, "replace" uses U+FFFD
     # --- model ---
@@ -70,7 +71,7 @@ class TrainConfig:
         c.dtype = check_choice("dtype", c.dtype, DTYPE_CHOICES)
         c.encoding_errors = check_choice("encoding_errors", c.encoding_errors,
                                          ("strict", "replace"))
-        for name in ("lowercase", "line_mode", "tie_weights", "resume"):
+        for name in ("lowercase", "line_mode", "shuffle_lines", "tie_weights", "resume"):
             setattr(c, name, check_bool(name, getattr(c, name)))
         c.min_count = check_int("min_count", c.min_count, lo=1)
         c.max_vocab = check_int("max_vocab", c.max_vocab, lo=0)
@@ -111,13 +112,14 @@ class TrainConfig:
     def from_dict(cls, d):
         """A config from `config.json`'s "train" part; unknown keys are ignored."""
         names = {f.name for f in fields(cls)}
+        d = {"shuffle_lines": False, **d}  # runs saved before the flag split in file order
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
 # Flags that define the model or the data: a resumed run keeps its own values.
 FIXED_ON_RESUME = ("corpus", "level", "lowercase", "min_count", "max_vocab", "line_mode",
-                   "val_frac", "encoding", "encoding_errors", "cell", "embed_size",
-                   "hidden_size", "num_layers", "dropout", "tie_weights", "seq_length",
-                   "batch_size", "optimizer", "seed", "dtype")
+                   "shuffle_lines", "val_frac", "encoding", "encoding_errors", "cell",
+                   "embed_size", "hidden_size", "num_layers", "dropout", "tie_weights",
+                   "seq_length", "batch_size", "optimizer", "seed", "dtype")
 # Flags taken from the source run with --init_from (they define the weights' shapes).
 MODEL_FLAGS = ("cell", "embed_size", "hidden_size", "num_layers", "tie_weights")

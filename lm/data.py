@@ -56,6 +56,15 @@ class Lines:
     def lengths(self):
         return np.diff(self.offsets)
 
+    def take(self, order):
+        """The lines in `order` (an index array) as a new Lines with its own ids."""
+        order = np.asarray(order, dtype=np.int64)
+        lengths = self.lengths[order]
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        pieces = [self[k] for k in order]
+        ids = np.concatenate(pieces) if pieces else self.ids[:0].copy()
+        return Lines(ids, offsets)
+
     def slice(self, start, stop):
         """Lines start..stop-1 as a new Lines (a view on the same ids)."""
         a, b = self.offsets[start], self.offsets[stop]
@@ -84,21 +93,29 @@ def _too_short(n, n_train, what, val_frac, least):
             f"{n - n_train:,} for validation (--val_frac {val_frac}); {need}")
 
 
-def split_lines(lines, val_frac=0.1):
-    """(train, val) Lines: the last `val_frac` of the lines are validation."""
+def split_lines(lines, val_frac=0.1, shuffle_seed=None):
+    """(train, val) Lines: the last `val_frac` of the lines are validation.
+
+    With `shuffle_seed` (an int) the lines are first put in the order of
+    `np.random.default_rng(shuffle_seed).permutation`, as makemore does: files of samples
+    are often sorted (names.txt by popularity), and the last lines of a sorted file are
+    not like the rest.
+    """
     check_val_frac(val_frac)
     lines = lines if isinstance(lines, Lines) else Lines.from_list(lines)
     n = len(lines)
     n_train = int(n * (1 - val_frac))
     if n_train < 1 or n - n_train < 1:
         raise ValueError(_too_short(n, n_train, "lines", val_frac, 1))
+    if shuffle_seed is not None:
+        lines = lines.take(np.random.default_rng(shuffle_seed).permutation(n))
     return lines.slice(0, n_train), lines.slice(n_train, n)
 
 
-def split_corpus(corpus, val_frac=0.1):
-    """(train, val): id arrays, or Lines in line mode."""
+def split_corpus(corpus, val_frac=0.1, shuffle_seed=None):
+    """(train, val): id arrays, or Lines in line mode (shuffled first with `shuffle_seed`)."""
     if corpus.line_mode:
-        return split_lines(Lines(corpus.ids, corpus.offsets), val_frac)
+        return split_lines(Lines(corpus.ids, corpus.offsets), val_frac, shuffle_seed)
     return split_ids(corpus.ids, val_frac)
 
 

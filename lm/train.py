@@ -24,6 +24,7 @@ def main(corpus=None, level=_D.level, cell=_D.cell, embed_size=_D.embed_size,
          patience=_D.patience, min_lr=_D.min_lr, max_epochs=_D.max_epochs,
          max_steps=_D.max_steps, time_budget=_D.time_budget, eval_every=_D.eval_every,
          eval_tokens=_D.eval_tokens, sample_length=_D.sample_length, val_frac=_D.val_frac,
+         shuffle_lines=_D.shuffle_lines,
          seed=_D.seed, out_dir=None, resume=False, init_from=None, line_mode=_D.line_mode,
          lowercase=_D.lowercase, min_count=_D.min_count, max_vocab=_D.max_vocab,
          encoding=_D.encoding, encoding_errors=_D.encoding_errors, dtype=_D.dtype,
@@ -59,6 +60,7 @@ def main(corpus=None, level=_D.level, cell=_D.cell, embed_size=_D.embed_size,
       eval_tokens: validation tokens per evaluation (0 = the whole validation split)
       sample_length: tokens of the sample printed after each evaluation (0 = none)
       val_frac: the last fraction of the text (or lines) is the validation split
+      shuffle_lines: in --line_mode, shuffle the lines with --seed before the split (--noshuffle_lines: file order)
       seed: random seed (initialisation, dropout, line order)
       out_dir: run directory (default checkpoints/<corpus>-<level>-<cell>)
       resume: continue the run in --out_dir exactly where it stopped

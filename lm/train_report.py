@@ -49,11 +49,15 @@ def trim_metrics(run_dir, step):
 def banner(s):
     """The start-up lines: corpus, vocabulary, parameters, tokens per step, seed."""
     cfg, c, b = s.cfg, s.corpus, s.batcher
-    n_train = len(s.train_data.ids) if cfg.line_mode else len(s.train_data)
-    n_val = len(s.val_data.ids) if cfg.line_mode else len(s.val_data)
+    if cfg.line_mode:
+        order = "shuffled with the seed" if cfg.shuffle_lines else "file order"
+        split = (f"{len(s.train_data):,} train / {len(s.val_data):,} validation lines, "
+                 f"{order}")
+    else:
+        split = f"{len(s.train_data):,} train / {len(s.val_data):,} validation"
     lines = [f"corpus  {c.path}: {c.num_bytes:,} bytes, {len(c.ids):,} {cfg.level} tokens"
              + (f" in {c.num_lines:,} lines" if cfg.line_mode else "")
-             + f" ({n_train:,} train / {n_val:,} validation)",
+             + f" ({split})",
              f"vocab   {len(s.vocab):,} tokens"
              + (f" (min_count {cfg.min_count})" if cfg.min_count > 1 else ""),
              f"model   {cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embed {cfg.embed_size}, "

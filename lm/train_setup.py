@@ -124,7 +124,8 @@ def setup(cfg, given=frozenset()):
                          cfg.max_vocab or None, cfg.line_mode, cfg.encoding,
                          cfg.encoding_errors, vocab=vocab)
     vocab = corpus.vocab
-    train_data, val_data = split_corpus(corpus, cfg.val_frac)
+    train_data, val_data = split_corpus(corpus, cfg.val_frac,
+                                        cfg.seed if cfg.shuffle_lines else None)
     rng = np.random.default_rng(cfg.seed)
     model = build_model(cfg, len(vocab), rng)
     batcher = make_batcher(train_data, vocab, cfg.batch_size, cfg.seq_length, rng=rng)

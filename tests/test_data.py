@@ -140,6 +140,27 @@ def test_split_lines_and_corpus(tmp_path):
     assert c.vocab.decode_text(va[1]) == "line 19"
 
 
+def test_split_lines_shuffled_with_the_seed(tmp_path):
+    """A seeded shuffle before the split: every line lands on exactly one side, lines keep
+    their tokens, the order depends only on the seed, and file order differs from it."""
+    lines = [np.arange(i % 5 + 1) + 10 * i for i in range(50)]
+    train, val = split_lines(lines, 0.2, shuffle_seed=3)
+    got = [tuple(x[k].tolist()) for x in (train, val) for k in range(len(x))]
+    assert (len(train), len(val)) == (40, 10)
+    assert sorted(got) == sorted(tuple(x.tolist()) for x in lines)
+    order = np.random.default_rng(3).permutation(50)
+    assert got == [tuple(lines[k].tolist()) for k in order]
+    again = split_lines(lines, 0.2, shuffle_seed=3)[1]
+    assert [val[k].tolist() for k in range(10)] == [again[k].tolist() for k in range(10)]
+    other = split_lines(lines, 0.2, shuffle_seed=4)[1]
+    assert [val[k].tolist() for k in range(10)] != [other[k].tolist() for k in range(10)]
+    assert np.array_equal(val.offsets, np.concatenate([[0], np.cumsum(val.lengths)]))
+    c = load_corpus(write(tmp_path, "".join(f"line {i}\n" for i in range(20))), line_mode=True)
+    tr, va = split_corpus(c, 0.1, shuffle_seed=0)
+    texts = {c.vocab.decode_text(x[k]) for x in (tr, va) for k in range(len(x))}
+    assert texts == {f"line {i}" for i in range(20)}
+
+
 # ---- BPTT -----------------------------------------------------------------------------
 
 def test_bptt_targets_shifted_and_windows_continue():
