@@ -37,18 +37,18 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
 
 
 def gates_(a, H):
-    """In place: a (N, 4H) holding the scaled pre-activations of `LSTM.forward` becomes
+    """In place: a (4H, N) holding the scaled pre-activations of `LSTM.forward` becomes
     i, f, o = sigmoid(a_ifo) and g = tanh(a_g); returns a."""
     if exp_tanh(a.dtype):
         # speed: one exp over the whole contiguous block, which holds -a_ifo and -2 a_g
         np.exp(a, out=a)
         a += 1
-        np.reciprocal(a[:, :3 * H], out=a[:, :3 * H])  # 1 / (1 + exp(-a))
-        g = np.divide(2, a[:, 3 * H:], out=a[:, 3 * H:])
+        np.reciprocal(a[:3 * H], out=a[:3 * H])         # 1 / (1 + exp(-a))
+        g = np.divide(2, a[3 * H:], out=a[3 * H:])
         g -= 1                                          # 2 / (1 + exp(-2a)) - 1
     else:
-        exp_sigmoid_(a[:, :3 * H])
-        scaled_tanh_(a[:, 3 * H:])
+        exp_sigmoid_(a[:3 * H])
+        scaled_tanh_(a[3 * H:])
     return a
 
 
@@ -84,41 +84,45 @@ class LSTM(Recurrent):
 
         Returns h: (N, T, H), zero at padded steps; sets `final_state = (h_last, c_last)`.
         """
-        xt, mask, lengths = self._prepare(x, mask)
-        T, N, D = xt.shape
+        # Speed: inside, arrays are feature-major, (features, N): a_t = Wh^T h_{t-1},
+        # (4H, H) @ (H, N), runs ~1.5x faster than h_{t-1} Wh, (N, H) @ (H, 4H), on two
+        # BLAS threads at N = 32; and each gate block a[k*H:(k+1)*H] is contiguous.
+        X, mask, lengths = self._prepare(x, mask, axes=(2, 1, 0))  # (D, T, N)
+        D, T, N = X.shape
         H = self.hidden_dim
         h_init, h_shared = self._initial(h0, N, "h0")
         c_init, c_shared = self._initial(c0, N, "c0")
-        # Speed: the weights are scaled (exactly: by -1 for i, f, o and by -2 or 1 for g,
-        # see recurrent.py) so that each gate is one exp and a few cheap passes.
+        # The weights are scaled (exactly: by -1 for i, f, o and by -2 or 1 for g, see
+        # recurrent.py) so that each gate is one exp and a few cheap passes.
         scale = self._gate_scale
         Wx = self._scaled("Wx_scaled", self.params["Wx"], scale)
         Wh = self._scaled("Wh_scaled", self.params["Wh"], scale)
-        b = self.params["b"] * scale
-        gates = self._buffer("gates", (T, N, 4 * H))  # x_t Wx + b (scaled), then i, f, o, g in place
-        hs = self._buffer("hs", (T + 1, N, H))         # hs[0] = h0, hs[t+1] = h_t
-        cs = self._buffer("cs", (T + 1, N, H))         # cs[0] = c0, cs[t+1] = c_t
-        tanh_cs = self._buffer("tanh_cs", (T, N, H))   # tanh(c_t), for h_t and for backward
-        hh = self._buffer("hh", (N, 4 * H))            # h_{t-1} Wh (scaled), then i * g
-        hs[0], cs[0] = h_init, c_init
-        # the input projection of all steps in one product
-        np.matmul(xt.reshape(T * N, D), Wx, out=gates.reshape(T * N, 4 * H))
-        gates += b
+        gates = self._buffer("gates", (T, 4 * H, N))  # Wx^T x_t + b (scaled), then i, f, o, g
+        hs = self._buffer("hs", (H, T + 1, N))        # hs[:, 0] = h0, hs[:, t+1] = h_t
+        cs = self._buffer("cs", (T + 1, H, N))        # cs[0] = c0, cs[t+1] = c_t
+        tanh_cs = self._buffer("tanh_cs", (T, H, N))  # tanh(c_t), for h_t and for backward
+        hh = self._buffer("hh", (4 * H, N))           # Wh^T h_{t-1} (scaled), then i * g
+        hs[:, 0], cs[0] = h_init.T, c_init.T
+        # the input projection of all steps in one (batched) product
+        np.matmul(Wx.T, X.transpose(1, 0, 2), out=gates)
+        gates += (self.params["b"] * scale)[:, None]
         with np.errstate(over="ignore"):  # exp overflowing to inf gives the right limits
             for t in range(T):
                 a = gates[t]
-                np.matmul(hs[t], Wh, out=hh)
-                a += hh                                # the scaled a = x_t Wx + h_{t-1} Wh + b
+                np.matmul(Wh.T, hs[:, t], out=hh)
+                a += hh                                # the scaled a = Wx^T x_t + Wh^T h_{t-1} + b
                 gates_(a, H)                           # i, f, o, g
-                i, f, o, g = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+                i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
                 c = cs[t + 1]
                 np.multiply(f, cs[t], out=c)
-                c += np.multiply(i, g, out=hh[:, :H])  # c_t = f c_{t-1} + i g
+                c += np.multiply(i, g, out=hh[:H])     # c_t = f c_{t-1} + i g
                 tanh_(c, out=tanh_cs[t])
-                np.multiply(o, tanh_cs[t], out=hs[t + 1])  # h_t = o tanh(c_t)
-        self._cache = (xt, gates, hs, cs, tanh_cs, mask, h_shared, c_shared)
-        self.final_state = (self._final(hs, lengths), self._final(cs, lengths))
-        return self._outputs(hs, mask)
+                np.multiply(o, tanh_cs[t], out=hs[:, t + 1])  # h_t = o tanh(c_t)
+        self._cache = (X, gates, hs, cs, tanh_cs, mask, h_shared, c_shared)
+        hs_tnh = hs.transpose(1, 2, 0)                 # (T+1, N, H) views for the helpers
+        self.final_state = (self._final(hs_tnh, lengths),
+                            self._final(cs.transpose(0, 2, 1), lengths))
+        return self._outputs(hs_tnh, mask)
 
     def backward(self, dh):
         """dh: (N, T, H) -> (dx (N, T, D), dh0); the gradient of c0 is left in `self.dc0`.
@@ -126,23 +130,27 @@ class LSTM(Recurrent):
         dh0 and dc0 are (N, H), or (H,) where the initial state was shared. Adds dWx, dWh,
         db into `grads`.
         """
-        xt, gates, hs, cs, tanh_cs, mask, h_shared, c_shared = self._check_cache()
-        T, N, D = xt.shape
+        X, gates, hs, cs, tanh_cs, mask, h_shared, c_shared = self._check_cache()
+        D, T, N = X.shape
         H = self.hidden_dim
         dh = self._upstream(dh, (N, T, H), mask)
+        dhs = self._buffer("dhs", (T, H, N))
+        dhs[...] = dh.transpose(1, 2, 0)
         Wx, Wh = self.params["Wx"], self.params["Wh"]
-        dgates = self._buffer("dgates", (T, N, 4 * H))  # gradient of the pre-activations a_t
-        dht = self._buffer("dht", (N, H))
-        tmp = self._buffer("tmp", (N, H))
-        dsig = self._buffer("dsig", (N, 3 * H))
-        dnext_h = np.zeros((N, H), dtype=self._dtype)  # reaches h_t from step t+1
-        dnext_c = np.zeros((N, H), dtype=self._dtype)  # reaches c_t from step t+1
+        # the pre-activation gradients of all steps, (4H, T, N), so that the weight
+        # gradients are one product each; each step's is built contiguous in `da`
+        dgates = self._buffer("dgates", (4 * H, T, N))
+        da = self._buffer("da", (4 * H, N))
+        dht = self._buffer("dht", (H, N))
+        tmp = self._buffer("tmp", (H, N))
+        dsig = self._buffer("dsig", (3 * H, N))
+        di, df, do, dg = da[:H], da[H:2 * H], da[2 * H:3 * H], da[3 * H:]
+        dnext_h = np.zeros((H, N), dtype=self._dtype)  # reaches h_t from step t+1
+        dnext_c = np.zeros((H, N), dtype=self._dtype)  # reaches c_t from step t+1
         for t in range(T - 1, -1, -1):
-            ifo = gates[t, :, :3 * H]
-            i, f, o, g = (gates[t, :, k * H:(k + 1) * H] for k in range(4))
-            da = dgates[t]
-            di, df, do, dg = (da[:, k * H:(k + 1) * H] for k in range(4))
-            np.add(dh[:, t], dnext_h, out=dht)
+            ifo = gates[t, :3 * H]
+            i, f, o, g = gates[t, :H], gates[t, H:2 * H], gates[t, 2 * H:3 * H], gates[t, 3 * H:]
+            np.add(dhs[t], dnext_h, out=dht)
             np.multiply(dht, tanh_cs[t], out=do)
             # dc_t = dnext_c + dht * o * (1 - tanh(c_t)^2)
             np.multiply(tanh_cs[t], tanh_cs[t], out=tmp)
@@ -157,16 +165,18 @@ class LSTM(Recurrent):
             # through the nonlinearities, from cached outputs: s (1 - s) and 1 - g^2
             np.subtract(1, ifo, out=dsig)
             dsig *= ifo
-            da[:, :3 * H] *= dsig
+            da[:3 * H] *= dsig
             np.multiply(g, g, out=tmp)
             np.subtract(1, tmp, out=tmp)
             dg *= tmp
-            np.matmul(da, Wh.T, out=dnext_h)
-        dA = dgates.reshape(T * N, 4 * H)
+            np.matmul(Wh, da, out=dnext_h)             # dh_{t-1} = Wh da_t
+            dgates[:, t] = da
+        dA = dgates.reshape(4 * H, T * N)
         # weight gradients: one product each over all steps
-        self.grads["Wx"] += xt.reshape(T * N, D).T @ dA
-        self.grads["Wh"] += hs[:-1].reshape(T * N, H).T @ dA
-        self.grads["b"] += dA.sum(axis=0)
-        dx = self._input_grad((dA @ Wx.T).reshape(T, N, D))
-        self.dc0 = self._initial_grad(dnext_c, c_shared)
-        return dx, self._initial_grad(dnext_h, h_shared)
+        self.grads["Wx"] += X.reshape(D, T * N) @ dA.T
+        self.grads["Wh"] += hs[:, :-1].reshape(H, T * N) @ dA.T
+        self.grads["b"] += dA.sum(axis=1)
+        dX = (Wx @ dA).reshape(D, T, N)
+        dx = self._input_grad(dX.transpose(1, 2, 0))   # a (T, N, D) view
+        self.dc0 = self._initial_grad(dnext_c.T, c_shared)
+        return dx, self._initial_grad(dnext_h.T, h_shared)

@@ -86,7 +86,10 @@ class Recurrent(Layer):
 
     Internally sequences are time-major, (T, N, .), so that each step reads and writes
     contiguous (N, .) blocks and the states h_{t-1} of all steps stack into one (T*N, H)
-    matrix for the weight gradients. Subclasses set `state_names` (("h",) or ("h", "c")).
+    matrix for the weight gradients. The LSTM keeps them feature-major instead, (., T, N)
+    (`_prepare(..., axes=(2, 1, 0))`): its step product is then (4H, H) @ (H, N), which
+    two BLAS threads run faster; the helpers below take (T, N, .) views of either layout.
+    Subclasses set `state_names` (("h",) or ("h", "c")).
 
     Masks: valid steps are a prefix of each row, so every row is run for all T steps and
     only at the edges does the mask act: padded inputs are zeroed, padded outputs and
@@ -132,9 +135,12 @@ class Recurrent(Layer):
         """A work array holding w * scale (scale broadcasts along w's last axis)."""
         return np.multiply(w, scale, out=self._buffer(name, w.shape))
 
-    def _prepare(self, x, mask):
-        """x (N, T, D) -> (xt (T, N, D) time-major copy in the layer's dtype, padded steps
-        zeroed; mask (N, T) or None; lengths (N,) or None)."""
+    def _prepare(self, x, mask, axes=(1, 0, 2)):
+        """x (N, T, D) -> (a copy in the layer's dtype laid out as x.transpose(axes),
+        padded steps zeroed; mask (N, T) or None; lengths (N,) or None).
+
+        axes (1, 0, 2): time-major (T, N, D); (2, 1, 0): feature-major (D, T, N).
+        """
         x = np.asarray(x)
         if x.ndim != 3 or x.shape[2] != self.input_dim:
             raise ValueError(f"x must have shape (N, T, {self.input_dim}), got {x.shape}")
@@ -142,10 +148,10 @@ class Recurrent(Layer):
         if N == 0 or T == 0:
             raise ValueError(f"x must have at least one row and one step, got shape {x.shape}")
         mask, lengths = resolve_mask(x, mask)
-        xt = self._buffer("xt", (T, N, D))
-        xt[...] = x.transpose(1, 0, 2)  # casts to the params' dtype
-        if mask is not None:
-            xt[~mask.T] = 0  # NaN or junk in padding must not reach the products
+        xt = self._buffer("xt", tuple(x.shape[a] for a in axes))
+        xt[...] = x.transpose(axes)  # casts to the params' dtype
+        if mask is not None:  # NaN or junk in padding must not reach the products
+            np.copyto(xt, 0, where=~mask[:, :, None].transpose(axes))
         return xt, mask, lengths
 
     def _initial(self, s0, N, name):
