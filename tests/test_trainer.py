@@ -297,3 +297,30 @@ def test_blas_threads_one_when_busy_all_when_idle_env_wins():
     for bad in ("0", "-1", "two"):
         with pytest.raises(ValueError, match="--threads"):
             choose(bad, environ={})
+
+
+def test_line_split_order_is_fixed_for_the_run(tmp_path):
+    """--shuffle_lines (the default) and file order give different validation splits; a
+    resumed run keeps its own, and a run saved before the flag existed keeps file order."""
+    corpus = write_names(tmp_path / "c.txt")
+    common = dict(TINY, corpus=corpus, line_mode=True, dtype="float64", eval_every=5)
+    shuffled, ordered = str(tmp_path / "s"), str(tmp_path / "o")
+    train(TrainConfig(**common, out_dir=shuffled, max_steps=5), log=quiet)
+    train(TrainConfig(**common, shuffle_lines=False, out_dir=ordered, max_steps=10), log=quiet)
+    assert metrics(shuffled)[0]["val_loss"] != metrics(ordered)[0]["val_loss"]
+    with pytest.raises(ValueError, match="--shuffle_lines False differs from the resumed "
+                                         "run's True"):
+        train(TrainConfig(**common, shuffle_lines=False, out_dir=shuffled, max_steps=10,
+                          resume=True), given={"resume", "shuffle_lines"}, log=quiet)
+    old = str(tmp_path / "old")  # the same run as `ordered`, saved without the flag at step 5
+    train(TrainConfig(**common, shuffle_lines=False, out_dir=old, max_steps=5), log=quiet)
+    path = os.path.join(old, "config.json")
+    with open(path, encoding="utf-8") as f:
+        saved = json.load(f)
+    del saved["train"]["shuffle_lines"]
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(saved, f)
+    train(TrainConfig(**common, out_dir=old, max_steps=10, resume=True),
+          given={"resume", "max_steps"}, log=quiet)
+    assert [[r[k] for k in LOGGED] for r in metrics(old)] == \
+        [[r[k] for k in LOGGED] for r in metrics(ordered)]
