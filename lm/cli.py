@@ -42,14 +42,18 @@ def error_message(exc):
     return " ".join(msg.split())  # always one line
 
 
-def run_cli(fn, argv=None):
-    """Run `fn` as a fire CLI; never shows a traceback for expected failures."""
+def run_cli(fn, argv=None, command=None):
+    """Run `fn` as a fire CLI; never shows a traceback for expected failures.
+
+    `command`: a subcommand word that --help shows after the program's name.
+    """
     import fire  # only CLIs import fire
 
     os.environ.setdefault("PAGER", "cat")  # fire's --help must not wait for a pager
     try:
         check_known_flags(fn, sys.argv[1:] if argv is None else argv)
-        fire.Fire(fn, command=argv, name=_prog_name())
+        prog = _prog_name()
+        fire.Fire(fn, command=argv, name=f"{prog} {command}" if prog and command else prog)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C must not break the exit

@@ -251,7 +251,7 @@ def main(argv=None):
         what = "no command given" if command is None else f"unknown command {command!r}"
         print(f"error: {what}; choose train, predict or evaluate\n{USAGE}", file=sys.stderr)
         sys.exit(2)
-    run_cli(COMMANDS[command], _CLI_ARGV[1:])
+    run_cli(COMMANDS[command], _CLI_ARGV[1:], command=command)
 
 
 if __name__ == "__main__":

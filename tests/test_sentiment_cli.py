@@ -225,3 +225,10 @@ def test_cs5242_target_default_lstm(tmp_path):
     best = max(rows, key=lambda r: (r["val_acc"], -r["val_loss"]))
     assert best["test_acc"] >= 0.95
     assert rows[-1]["elapsed"] < 120
+
+
+def test_subcommand_help_names_the_subcommand(tmp_path):
+    for command in ("train", "predict", "evaluate"):
+        proc = run([command, "--help"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert f"python -m lm.sentiment {command}" in proc.stdout
