@@ -231,4 +231,4 @@ def test_subcommand_help_names_the_subcommand(tmp_path):
     for command in ("train", "predict", "evaluate"):
         proc = run([command, "--help"], tmp_path)
         assert proc.returncode == 0, proc.stderr
-        assert f"python -m lm.sentiment {command}" in proc.stdout
+        assert f"python -m lm.sentiment {command}" in proc.stdout + proc.stderr
