@@ -24,3 +24,14 @@ def test_numerical_gradient_array_of_product():
     df = rng.standard_normal((3, 2))
     num = eval_numerical_gradient_array(lambda z: z @ w, x, df)
     assert rel_error(num, df @ w.T) < 1e-8
+
+
+def test_richardson_extrapolation_cancels_the_h_squared_error():
+    """For x^3 the centred difference is off by exactly h^2; extrapolation removes it."""
+    x = np.array([0.5, -1.0, 2.0])
+    f = lambda v: v ** 3
+    exact = 3 * x ** 2
+    plain = eval_numerical_gradient_array(f, x, np.ones(3), h=1e-3)
+    extrapolated = eval_numerical_gradient_array(f, x, np.ones(3), h=1e-3, extrapolate=True)
+    np.testing.assert_allclose(plain - exact, 1e-6, rtol=1e-3)
+    np.testing.assert_allclose(extrapolated, exact, rtol=0, atol=1e-9)
