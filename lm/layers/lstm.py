@@ -134,8 +134,10 @@ class LSTM(Recurrent):
         D, T, N = X.shape
         H = self.hidden_dim
         dh = self._upstream(dh, (N, T, H), mask)
+        dh_tnh = self._buffer("dh_tnh", (T, N, H))
+        dh_tnh[...] = dh.transpose(1, 0, 2)
         dhs = self._buffer("dhs", (T, H, N))
-        dhs[...] = dh.transpose(1, 2, 0)
+        dhs[...] = dh_tnh.transpose(0, 2, 1)  # speed: two copies beat one 3-D transpose
         Wx, Wh = self.params["Wx"], self.params["Wh"]
         # the pre-activation gradients of all steps, (4H, T, N), so that the weight
         # gradients are one product each; each step's is built contiguous in `da`
