@@ -87,15 +87,17 @@ class LSTM(Recurrent):
         # Speed: inside, arrays are feature-major, (features, N): a_t = Wh^T h_{t-1},
         # (4H, H) @ (H, N), runs ~1.5x faster than h_{t-1} Wh, (N, H) @ (H, 4H), on two
         # BLAS threads at N = 32; and each gate block a[k*H:(k+1)*H] is contiguous.
-        X, mask, lengths = self._prepare(x, mask, axes=(2, 1, 0))  # (D, T, N)
-        D, T, N = X.shape
+        X, mask, lengths = self._prepare(x, mask, axes=(2, 1, 0), ones=True)  # (D+1, T, N)
+        D1, T, N = X.shape
         H = self.hidden_dim
         h_init, h_shared = self._initial(h0, N, "h0")
         c_init, c_shared = self._initial(c0, N, "c0")
         # The weights are scaled (exactly: by -1 for i, f, o and by -2 or 1 for g, see
         # recurrent.py) so that each gate is one exp and a few cheap passes.
         scale = self._gate_scale
-        Wx = self._scaled("Wx_scaled", self.params["Wx"], scale)
+        Wxb = self._buffer("Wxb_scaled", (D1, 4 * H))  # [Wx; b], scaled: X's last row is 1
+        np.multiply(self.params["Wx"], scale, out=Wxb[:-1])
+        np.multiply(self.params["b"], scale, out=Wxb[-1])
         Wh = self._scaled("Wh_scaled", self.params["Wh"], scale)
         gates = self._buffer("gates", (T, 4 * H, N))  # Wx^T x_t + b (scaled), then i, f, o, g
         hs = self._buffer("hs", (H, T + 1, N))        # hs[:, 0] = h0, hs[:, t+1] = h_t
@@ -103,9 +105,8 @@ class LSTM(Recurrent):
         tanh_cs = self._buffer("tanh_cs", (T, H, N))  # tanh(c_t), for h_t and for backward
         hh = self._buffer("hh", (4 * H, N))           # Wh^T h_{t-1} (scaled), then i * g
         hs[:, 0], cs[0] = h_init.T, c_init.T
-        # the input projection of all steps in one (batched) product
-        np.matmul(Wx.T, X.transpose(1, 0, 2), out=gates)
-        gates += (self.params["b"] * scale)[:, None]
+        # the input projection of all steps, bias included, in one (batched) product
+        np.matmul(Wxb.T, X.transpose(1, 0, 2), out=gates)
         with np.errstate(over="ignore"):  # exp overflowing to inf gives the right limits
             for t in range(T):
                 a = gates[t]
@@ -131,7 +132,7 @@ class LSTM(Recurrent):
         db into `grads`.
         """
         X, gates, hs, cs, tanh_cs, mask, h_shared, c_shared = self._check_cache()
-        D, T, N = X.shape
+        D1, T, N = X.shape
         H = self.hidden_dim
         dh = self._upstream(dh, (N, T, H), mask)
         dh_tnh = self._buffer("dh_tnh", (T, N, H))
@@ -174,11 +175,12 @@ class LSTM(Recurrent):
             np.matmul(Wh, da, out=dnext_h)             # dh_{t-1} = Wh da_t
             dgates[:, t] = da
         dA = dgates.reshape(4 * H, T * N)
-        # weight gradients: one product each over all steps
-        self.grads["Wx"] += X.reshape(D, T * N) @ dA.T
+        # weight gradients: one product each over all steps; X's row of ones gives db
+        dWxb = X.reshape(D1, T * N) @ dA.T
+        self.grads["Wx"] += dWxb[:-1]
+        self.grads["b"] += dWxb[-1]
         self.grads["Wh"] += hs[:, :-1].reshape(H, T * N) @ dA.T
-        self.grads["b"] += dA.sum(axis=1)
-        dX = (Wx @ dA).reshape(D, T, N)
+        dX = (Wx @ dA).reshape(D1 - 1, T, N)
         dx = self._input_grad(dX.transpose(1, 2, 0))   # a (T, N, D) view
         self.dc0 = self._initial_grad(dnext_c.T, c_shared)
         return dx, self._initial_grad(dnext_h.T, h_shared)

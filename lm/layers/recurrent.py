@@ -135,11 +135,13 @@ class Recurrent(Layer):
         """A work array holding w * scale (scale broadcasts along w's last axis)."""
         return np.multiply(w, scale, out=self._buffer(name, w.shape))
 
-    def _prepare(self, x, mask, axes=(1, 0, 2)):
+    def _prepare(self, x, mask, axes=(1, 0, 2), ones=False):
         """x (N, T, D) -> (a copy in the layer's dtype laid out as x.transpose(axes),
         padded steps zeroed; mask (N, T) or None; lengths (N,) or None).
 
         axes (1, 0, 2): time-major (T, N, D); (2, 1, 0): feature-major (D, T, N).
+        ones: the copy gets a last feature that is 1 everywhere (D + 1 features), so that
+        a product with [W; b] adds the bias b too.
         """
         x = np.asarray(x)
         if x.ndim != 3 or x.shape[2] != self.input_dim:
@@ -148,10 +150,19 @@ class Recurrent(Layer):
         if N == 0 or T == 0:
             raise ValueError(f"x must have at least one row and one step, got shape {x.shape}")
         mask, lengths = resolve_mask(x, mask)
-        xt = self._buffer("xt", tuple(x.shape[a] for a in axes))
-        xt[...] = x.transpose(axes)  # casts to the params' dtype
+        feature_axis = axes.index(2)
+        shape = [x.shape[a] for a in axes]
+        shape[feature_axis] += bool(ones)
+        xt = self._buffer("xt", tuple(shape))
+        features = [slice(None)] * 3
+        features[feature_axis] = slice(0, D)
+        xs = xt[tuple(features)]
+        xs[...] = x.transpose(axes)  # casts to the params' dtype
         if mask is not None:  # NaN or junk in padding must not reach the products
-            np.copyto(xt, 0, where=~mask[:, :, None].transpose(axes))
+            np.copyto(xs, 0, where=~mask[:, :, None].transpose(axes))
+        if ones:
+            features[feature_axis] = D
+            xt[tuple(features)] = 1
         return xt, mask, lengths
 
     def _initial(self, s0, N, name):
