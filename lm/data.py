@@ -56,13 +56,20 @@ class Lines:
     def lengths(self):
         return np.diff(self.offsets)
 
-    def take(self, order):
-        """The lines in `order` (an index array) as a new Lines with its own ids."""
+    def take(self, order, chunk=1 << 16):
+        """The lines in `order` (an index array) as a new Lines with its own ids.
+
+        Gathers `chunk` lines at a time, so the index arrays stay small next to the ids.
+        """
         order = np.asarray(order, dtype=np.int64)
         lengths = self.lengths[order]
         offsets = np.concatenate([[0], np.cumsum(lengths)])
-        pieces = [self[k] for k in order]
-        ids = np.concatenate(pieces) if pieces else self.ids[:0].copy()
+        shift = self.offsets[order] - offsets[:-1]  # source start minus destination start
+        ids = np.empty(offsets[-1], dtype=self.ids.dtype)
+        for lo in range(0, len(order), chunk):
+            hi = min(lo + chunk, len(order))
+            a, b = offsets[lo], offsets[hi]
+            ids[a:b] = self.ids[np.arange(a, b) + np.repeat(shift[lo:hi], lengths[lo:hi])]
         return Lines(ids, offsets)
 
     def slice(self, start, stop):

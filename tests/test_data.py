@@ -323,3 +323,13 @@ def test_word_level_memory_is_the_ids_plus_a_chunk(tmp_path):
     c, peak = _peak(lambda: load_corpus(p, level="word", chunk_bytes=1 << 14))
     assert len(c.ids) == 2 * 80_000 - 1 and c.ids.dtype == np.uint8
     assert peak < 3 * len(text), f"peak {peak / 1e6:.2f} MB for {len(text) / 1e6:.2f} MB"
+
+
+def test_lines_take_gathers_in_chunks():
+    rng = np.random.default_rng(0)
+    lines = [rng.integers(0, 50, rng.integers(0, 7)).astype(np.uint8) for _ in range(100)]
+    order = rng.permutation(100)
+    for chunk in (1, 7, 1 << 16):
+        taken = Lines.from_list(lines).take(order, chunk=chunk)
+        assert taken.ids.dtype == np.uint8 and len(taken) == 100
+        assert all(np.array_equal(taken[k], lines[order[k]]) for k in range(100))
