@@ -6,7 +6,7 @@ from lm.layers.bidirectional import Bidirectional, reverse_valid
 from lm.layers.gru import GRU
 from lm.layers.lstm import LSTM
 from lm.layers.rnn import VanillaRNN
-from test_recurrent_common import gradient_errors, lengths_mask, run_forward
+from test_recurrent_common import gradient_errors, lengths_mask, pad, run_forward
 
 CELLS = {"rnn": VanillaRNN, "lstm": LSTM, "gru": GRU}
 
@@ -87,13 +87,7 @@ def test_gradients(cell, shape, lengths, nan):
     rng = np.random.default_rng(3)
     layer = make(cell, D, Hf=3, Hb=2, seed=4)
     x = rng.standard_normal(shape)
-    mask = None
-    if lengths is not None:
-        valid = lengths_mask(lengths, T)
-        if nan:
-            x[~valid] = np.nan
-        else:
-            mask = valid
+    mask = pad(x, lengths, nan)
     errors = gradient_errors(layer, lambda x: layer.forward(x, mask=mask),
                              lambda d: layer.backward(d)[:1], [x])
     assert max(errors.values()) < 1e-7, errors

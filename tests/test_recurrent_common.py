@@ -62,6 +62,16 @@ def lengths_mask(lengths, T):
     return np.arange(T)[None, :] < np.asarray(lengths)[:, None]
 
 
+def pad(x, lengths, nan):
+    """Padding after each row's length, in place on x (N, T, D): all-NaN steps (returns
+    mask None) or a mask (returned) with junk 100.0 in the padded steps."""
+    if lengths is None:
+        return None
+    valid = lengths_mask(lengths, x.shape[1])
+    x[~valid] = np.nan if nan else 100.0  # junk in masked padding must not matter
+    return None if nan else valid
+
+
 # Gradient-check cases: (N, T, D, H, initial state kind, lengths or None, NaN padding)
 GRAD_CASES = {
     "full_h0": (2, 3, 4, 3, "batch", None, False),
@@ -82,14 +92,7 @@ def cell_gradient_errors(cls, case, seed=0):
     shape = {"batch": (N, H), "shared": (H,), None: None}[state]
     h0 = None if shape is None else rng.standard_normal(shape)
     c0 = None if shape is None else rng.standard_normal(shape)
-    mask = None
-    if lengths is not None:
-        valid = lengths_mask(lengths, T)
-        if nan_pad:
-            x[~valid] = np.nan
-        else:
-            mask = valid
-            x[~valid] = 100.0  # junk in padding must not matter
+    mask = pad(x, lengths, nan_pad)
     inputs = [x, h0, c0] if has_c(layer) else [x, h0]
     forward = lambda *a: run_forward(layer, *a, mask=mask)
     return gradient_errors(layer, forward, lambda d: run_backward(layer, d), inputs, seed)

@@ -116,6 +116,22 @@ def test_bidirectional_fixture_layout_matches_naive_numpy(cell, case):
 
 # ---- our layers -----------------------------------------------------------------
 
+def assert_matches(fx, layer, out, dx, dh0, hN, cN):
+    """Outputs, final states (cN None without a cell state), and every gradient of
+    `layer` against the fixture `fx`."""
+    assert_close("out", out, fx["out"])
+    assert_close("final h", layer.final_state[0], hN)
+    if cN is not None:
+        assert_close("final c", layer.final_state[1], cN)
+    assert_close("dx", dx, fx["dx"])
+    for key in layer.params:
+        assert_close(f"grad {key}", layer.grads[key], fx[f"grad.{key}"])
+    if "h0" in fx:
+        assert_close("dh0", dh0, fx["dh0"])
+    if "c0" in fx:
+        assert_close("dc0", layer.dc0, fx["dc0"])
+
+
 def run_ours(layer, cell, fx, x, mask):
     if cell == "lstm":
         out = layer.forward(x, h0=fx.get("h0"), c0=fx.get("c0"), mask=mask)
@@ -137,17 +153,7 @@ def test_unidirectional_matches_torch(cell, case, padding):
         x[~mask] = np.nan
         mask = None
     out, dx, dh0 = run_ours(layer, cell, fx, x, mask)
-    assert_close("out", out, fx["out"])
-    assert_close("final h", layer.final_state[0], fx["hN"])
-    if cell == "lstm":
-        assert_close("final c", layer.final_state[1], fx["cN"])
-    assert_close("dx", dx, fx["dx"])
-    for key in layer.params:
-        assert_close(f"grad {key}", layer.grads[key], fx[f"grad.{key}"])
-    if "h0" in fx:
-        assert_close("dh0", dh0, fx["dh0"])
-    if "c0" in fx:
-        assert_close("dc0", layer.dc0, fx["dc0"])
+    assert_matches(fx, layer, out, dx, dh0, fx["hN"], fx.get("cN"))
 
 
 @pytest.mark.parametrize("cell", list(CELLS))
@@ -161,15 +167,6 @@ def test_bidirectional_matches_torch(cell, case):
     out = bi.forward(fx["x"], mask=fx["mask"], **states)
     bi.zero_grad()
     dx, dh0 = bi.backward(fx["dout"])
-    assert_close("out", out, fx["out"])
     # final states: PyTorch's (2, N, H) is ours (N, 2H), the two directions side by side
-    assert_close("final h", bi.final_state[0], np.concatenate(list(fx["hN"]), axis=1))
-    if cell == "lstm":
-        assert_close("final c", bi.final_state[1], np.concatenate(list(fx["cN"]), axis=1))
-    assert_close("dx", dx, fx["dx"])
-    for key in bi.params:
-        assert_close(f"grad {key}", bi.grads[key], fx[f"grad.{key}"])
-    if "h0" in fx:
-        assert_close("dh0", dh0, fx["dh0"])
-    if "c0" in fx:
-        assert_close("dc0", bi.dc0, fx["dc0"])
+    side_by_side = lambda k: np.concatenate(list(fx[k]), axis=1) if k in fx else None
+    assert_matches(fx, bi, out, dx, dh0, side_by_side("hN"), side_by_side("cN"))
