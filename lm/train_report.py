@@ -49,12 +49,9 @@ def trim_metrics(run_dir, step):
 def banner(s):
     """The start-up lines: corpus, vocabulary, parameters, tokens per step, seed."""
     cfg, c, b = s.cfg, s.corpus, s.batcher
+    split = f"{len(s.train_data):,} train / {len(s.val_data):,} validation"
     if cfg.line_mode:
-        order = "shuffled with the seed" if cfg.shuffle_lines else "file order"
-        split = (f"{len(s.train_data):,} train / {len(s.val_data):,} validation lines, "
-                 f"{order}")
-    else:
-        split = f"{len(s.train_data):,} train / {len(s.val_data):,} validation"
+        split += " lines, " + ("shuffled with the seed" if cfg.shuffle_lines else "file order")
     lines = [f"corpus  {c.path}: {c.num_bytes:,} bytes, {len(c.ids):,} {cfg.level} tokens"
              + (f" in {c.num_lines:,} lines" if cfg.line_mode else "")
              + f" ({split})",
