@@ -64,3 +64,29 @@ def test_dc0_is_left_on_the_layer():
     layer.forward(x)
     layer.backward(np.ones((2, 4, 3)))
     assert layer.dc0.shape == (2, 3)
+
+
+@pytest.mark.parametrize("D,H", [(7, 16), (9, 16)])  # D + 1 <= H / 2 (x inside the step product) and not
+def test_input_paths_in_float32_match_float64(D, H):
+    """Both ways forward brings in x (inside each step's product for narrow inputs, one
+    projection of all steps up front for wide ones) give the float64 numbers in float32,
+    forward and backward."""
+    rng = np.random.default_rng(7)
+    N, T = 3, 5
+    x, dh = rng.standard_normal((N, T, D)), rng.standard_normal((N, T, H))
+    h0, c0 = rng.standard_normal((N, H)), rng.standard_normal((N, H))
+    results = []
+    for dtype in (np.float64, np.float32):
+        layer = LSTM(D, H, dtype=dtype, rng=np.random.default_rng(0))
+        out = layer.forward(x, h0, c0)
+        dx, dh0 = layer.backward(dh)
+        results.append([out, *layer.final_state, dx, dh0, layer.dc0, *layer.grads.values()])
+    for exact, fast in zip(*results):
+        assert fast.dtype == np.float32
+        np.testing.assert_allclose(fast, exact, rtol=0, atol=2e-5 * max(1.0, np.abs(exact).max()))
+    # and float64 agrees with the step-by-step cell
+    layer = LSTM(D, H, dtype=np.float64, rng=np.random.default_rng(0))
+    h, c = h0, c0
+    for t in range(T):
+        h, c, _ = layer.step_forward(x[:, t], h, c)
+        np.testing.assert_allclose(results[0][0][:, t], h, rtol=0, atol=1e-13)

@@ -80,6 +80,9 @@ GRAD_CASES = {
     "mask_with_empty_row": (2, 3, 3, 2, "batch", [3, 0], False),
     "shared_state": (3, 2, 3, 4, "shared", None, False),
     "nan_padding": (3, 4, 3, 2, "batch", [4, 3, 1], True),
+    # D + 1 <= H / 2: the LSTM's narrow-input path (x inside each step's product)
+    "narrow_input": (2, 3, 1, 4, "batch", None, False),
+    "narrow_input_mask": (3, 4, 2, 6, "shared", [4, 2, 1], False),
 }
 
 

@@ -1,7 +1,8 @@
 """LSTM: the long short-term memory layer (gates i, f, o, g), one step at a time and over sequences."""
 import numpy as np
 
-from .recurrent import Recurrent, exp_sigmoid_, exp_tanh, scaled_tanh_, sigmoid, tanh_, tanh_input_scale
+from .recurrent import (Recurrent, exp_sigmoid_, exp_tanh, scaled_tanh_, scaled_transpose, sigmoid, tanh_,
+                        tanh_input_scale)
 
 
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
@@ -86,7 +87,7 @@ class LSTM(Recurrent):
         """
         # Speed: inside, arrays are feature-major, (features, N): a_t = Wh^T h_{t-1},
         # (4H, H) @ (H, N), runs ~1.5x faster than h_{t-1} Wh, (N, H) @ (H, 4H), on two
-        # BLAS threads at N = 32 (and ~10% faster again with Wh^T stored C-contiguous);
+        # BLAS threads at N = 32 (and ~10% faster again with Wh^T stored row by row);
         # each gate block a[k*H:(k+1)*H] is contiguous.
         X, mask, lengths = self._prepare(x, mask, axes=(2, 1, 0), ones=True)  # (D+1, T, N)
         D1, T, N = X.shape
@@ -96,27 +97,33 @@ class LSTM(Recurrent):
         # The weights are scaled (exactly: by -1 for i, f, o and by -2 or 1 for g, see
         # recurrent.py) so that each gate is one exp and a few cheap passes.
         scale = self._gate_scale
-        Wxb = self._buffer("Wxb_scaled", (D1, 4 * H))  # [Wx; b], scaled: X's last row is 1
-        np.multiply(self.params["Wx"], scale, out=Wxb[:-1])
-        np.multiply(self.params["b"], scale, out=Wxb[-1])
-        WhT = self._scaled_transposed("WhT_scaled", self.params["Wh"], scale)  # (4H, H)
-        gates = self._buffer("gates", (T, 4 * H, N))  # Wx^T x_t + b (scaled), then i, f, o, g
-        # column t of hx is [h_{t-1}; x_t; 1], so that backward gets dWh, dWx and db from
-        # one product; hs[:, 0] = h0, hs[:, t+1] = h_t
+        W = self._buffer("W_scaled", (4 * H, H + D1))  # [Wh; Wx; b]^T, scaled
+        scaled_transpose(self.params["Wh"], scale, W[:, :H])
+        scaled_transpose(self.params["Wx"], scale, W[:, H:-1])
+        np.multiply(self.params["b"], scale, out=W[:, -1])
+        # column t of hx is [h_{t-1}; x_t; 1], so that W hx[:, t] is the (scaled) a_t and
+        # backward gets dWh, dWx and db from one product; hs[:, 0] = h0, hs[:, t+1] = h_t
         hx = self._buffer("hx", (H + D1, T + 1, N))
         hx[H:, :T] = X
         hs, X = hx[:H], hx[H:, :T]
+        # Speed: a narrow input (an embedding, D <= H/2) rides in each step's product over
+        # all of hx[:, t]; a wide one is projected for all steps at once before the loop
+        # (one batched product), each step then adds Wh^T h_{t-1}.
+        stacked = D1 <= H // 2
+        gates = self._buffer("gates", (T, 4 * H, N))  # the scaled a_t, then i, f, o, g
         cs = self._buffer("cs", (T + 1, H, N))        # cs[0] = c0, cs[t+1] = c_t
         tanh_cs = self._buffer("tanh_cs", (T, H, N))  # tanh(c_t), for h_t and for backward
         hh = self._buffer("hh", (4 * H, N))           # Wh^T h_{t-1} (scaled), then i * g
         hs[:, 0], cs[0] = h_init.T, c_init.T
-        # the input projection of all steps, bias included, in one (batched) product
-        np.matmul(Wxb.T, X.transpose(1, 0, 2), out=gates)
+        if not stacked:  # the input projection of all steps, bias included
+            np.matmul(W[:, H:], X.transpose(1, 0, 2), out=gates)
         with np.errstate(over="ignore"):  # exp overflowing to inf gives the right limits
             for t in range(T):
-                a = gates[t]
-                np.matmul(WhT, hs[:, t], out=hh)
-                a += hh                                # the scaled a = Wx^T x_t + Wh^T h_{t-1} + b
+                a = gates[t]                           # the scaled a = Wx^T x_t + Wh^T h_{t-1} + b
+                if stacked:
+                    np.matmul(W, hx[:, t], out=a)
+                else:
+                    a += np.matmul(W[:, :H], hs[:, t], out=hh)
                 gates_(a, H)                           # i, f, o, g
                 i, f, o, g = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
                 c = cs[t + 1]

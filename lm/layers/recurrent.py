@@ -54,6 +54,15 @@ def tanh_(x, out):
     return scaled_tanh_(out)
 
 
+def scaled_transpose(w, scale, out):
+    """out = (w * scale).T; w: (R, C), scale: (C,), out: (C, R) (rows may be strided). Returns out."""
+    # speed: numpy's transposing copy walks w down its columns (one cache line per
+    # element); a band of 16 rows (one line of out) at a time is about 1.6x faster
+    for k in range(0, w.shape[0], 16):
+        np.multiply(w[k:k + 16].T, scale[:, None], out=out[:, k:k + 16])
+    return out
+
+
 def resolve_mask(x, mask=None):
     """The padding of x (N, T, D) as (mask (N, T) bool or None, lengths (N,) int or None).
 
@@ -134,15 +143,6 @@ class Recurrent(Layer):
     def _scaled(self, name, w, scale):
         """A work array holding w * scale (scale broadcasts along w's last axis)."""
         return np.multiply(w, scale, out=self._buffer(name, w.shape))
-
-    def _scaled_transposed(self, name, w, scale):
-        """A C-contiguous work array holding (w * scale).T; w: (R, C), scale: (C,) -> (C, R)."""
-        out = self._buffer(name, w.shape[::-1])
-        # speed: numpy's transposing copy walks w down its columns (one cache line per
-        # element); a band of 16 rows at a time is about 1.6x faster
-        for k in range(0, w.shape[0], 16):
-            np.multiply(w[k:k + 16].T, scale[:, None], out=out[:, k:k + 16])
-        return out
 
     def _prepare(self, x, mask, axes=(1, 0, 2), ones=False):
         """x (N, T, D) -> (a copy in the layer's dtype laid out as x.transpose(axes),
