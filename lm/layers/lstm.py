@@ -106,7 +106,7 @@ class LSTM(Recurrent):
         hx = self._buffer("hx", (H + D1, T + 1, N))
         hx[H:, :T] = X
         hs, X = hx[:H], hx[H:, :T]
-        # Speed: a narrow input (an embedding, D <= H/2) rides in each step's product over
+        # Speed: a narrow input (an embedding, D + 1 <= H/2) rides in each step's product over
         # all of hx[:, t]; a wide one is projected for all steps at once before the loop
         # (one batched product), each step then adds Wh^T h_{t-1}.
         stacked = D1 <= H // 2
