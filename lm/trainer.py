@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lm.checkpoint import append_jsonl, save_arrays
+from lm.checkpoint import append_jsonl, load_arrays, save_arrays
 from lm.cli import CliError
 from lm.evaluate import evaluate_loss
 from lm.metrics import bits_per_token, format_eval_line, perplexity
@@ -156,12 +156,11 @@ def evaluate(s, stop, log, elapsed, tok_per_s):
     sc["elapsed"] = elapsed
     stop.saving = True
     try:
-        if is_best:
-            save_arrays(os.path.join(s.run_dir, "best.npz"),
-                        {**{f"param/{k}": v for k, v in s.model.params.items()},
-                         "state/step": np.asarray(sc["step"], dtype=np.int64),
-                         "state/val_loss": np.asarray(val, dtype=np.float64)})
+        # last.npz first: a run killed before best.npz is written still has this best's
+        # weights in last.npz, and `repair_best` restores best.npz from them on resume
         save_arrays(os.path.join(s.run_dir, "last.npz"), snapshot(s))
+        if is_best:
+            save_best(s)
         append_jsonl(os.path.join(s.run_dir, "metrics.jsonl"), row)
     finally:
         stop.saving = False
@@ -172,6 +171,29 @@ def evaluate(s, stop, log, elapsed, tok_per_s):
     if cfg.sample_length:
         log(indent(sample_text(s, cfg.sample_length)))
     return val
+
+
+def save_best(s):
+    """best.npz: the model's weights now, with the step and validation loss of the best."""
+    sc = s.scalars
+    save_arrays(os.path.join(s.run_dir, "best.npz"),
+                {**{f"param/{k}": v for k, v in s.model.params.items()},
+                 "state/step": np.asarray(sc["best_step"], dtype=np.int64),
+                 "state/val_loss": np.asarray(sc["best_val"], dtype=np.float64)})
+
+
+def repair_best(s):
+    """On resume: if the run stopped between saving last.npz and best.npz at a new best,
+    best.npz is written now from last.npz's weights (the best was evaluated at that very
+    step). Returns whether it wrote."""
+    sc = s.scalars
+    if sc["best_step"] != sc["step"] or not math.isfinite(sc["best_val"]):
+        return False
+    path = os.path.join(s.run_dir, "best.npz")
+    if os.path.exists(path) and int(load_arrays(path).get("state/step", -1)) == sc["step"]:
+        return False
+    save_best(s)
+    return True
 
 
 def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
@@ -190,6 +212,8 @@ def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
         log(line)
     if s.resumed:
         trim_metrics(s.run_dir, sc["step"])
+        if repair_best(s):
+            log(f"best.npz rewritten from last.npz (the run stopped before saving it at step {sc['step']})")
     stop = stop or StopFlag()
     total = _total_steps(cfg, s.batcher)
     t_start = time.monotonic()

@@ -233,6 +233,43 @@ def test_failing_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert int(kept["state/step"]) == 3
 
 
+class Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs (not even except Exception)."""
+
+
+def test_killed_between_last_and_best_is_repaired_on_resume(tmp_path, monkeypatch):
+    """last.npz is written before best.npz, so a run killed between the two still holds the
+    new best's weights (in last.npz); resuming writes best.npz from them."""
+    from lm.checkpoint import save_arrays
+    corpus = write_corpus(tmp_path / "c.txt")
+    out = str(tmp_path / "r")
+    common = dict(TINY, corpus=corpus, out_dir=out, eval_every=2, learning_rate=3e-3)
+    bests = []
+
+    def killed_at_second_best(path, arrays, **kw):
+        if path.endswith("best.npz"):
+            bests.append(int(arrays["state/step"]))
+            if len(bests) == 2:
+                raise Killed
+        return save_arrays(path, arrays, **kw)
+
+    monkeypatch.setattr(trainer, "save_arrays", killed_at_second_best)
+    with pytest.raises(Killed):
+        train(TrainConfig(**common, max_steps=10), log=quiet)
+    monkeypatch.setattr(trainer, "save_arrays", save_arrays)
+    last = load_arrays(os.path.join(out, "last.npz"))
+    assert int(last["state/step"]) == bests[1] == 4
+    assert int(load_arrays(os.path.join(out, "best.npz"))["state/step"]) == bests[0] == 2
+    lines = []
+    train(TrainConfig(**common, max_steps=4, resume=True), given={"max_steps"}, log=lines.append)
+    best = load_arrays(os.path.join(out, "best.npz"))
+    assert int(best["state/step"]) == 4 and any("best.npz rewritten" in x for x in lines)
+    assert float(best["state/val_loss"]) == float(last["state/best_val"])
+    for k, v in best.items():
+        if k.startswith("param/"):
+            assert np.array_equal(v, last[k])
+
+
 def test_word_level_logs_perplexity(tmp_path):
     corpus = write_corpus(tmp_path / "c.txt")
     lines = []
