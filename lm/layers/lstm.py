@@ -89,9 +89,14 @@ class LSTM(Recurrent):
         # (4H, H) @ (H, N), runs ~1.5x faster than h_{t-1} Wh, (N, H) @ (H, 4H), on two
         # BLAS threads at N = 32 (and ~10% faster again with Wh^T stored row by row);
         # each gate block a[k*H:(k+1)*H] is contiguous.
-        X, mask, lengths = self._prepare(x, mask, axes=(2, 1, 0), ones=True)  # (D+1, T, N)
-        D1, T, N = X.shape
+        x = self._check_x(x)
+        N, T, D1 = x.shape[0], x.shape[1], x.shape[2] + 1
         H = self.hidden_dim
+        # column t of hx is [h_{t-1}; x_t; 1], so that W hx[:, t] is the (scaled) a_t and
+        # backward gets dWh, dWx and db from one product; hs[:, 0] = h0, hs[:, t+1] = h_t
+        hx = self._buffer("hx", (H + D1, T + 1, N))
+        X, mask, lengths = self._prepare(x, mask, axes=(2, 1, 0), ones=True, out=hx[H:, :T])
+        hs = hx[:H]
         h_init, h_shared = self._initial(h0, N, "h0")
         c_init, c_shared = self._initial(c0, N, "c0")
         # The weights are scaled (exactly: by -1 for i, f, o and by -2 or 1 for g, see
@@ -101,11 +106,6 @@ class LSTM(Recurrent):
         scaled_transpose(self.params["Wh"], scale, W[:, :H])
         scaled_transpose(self.params["Wx"], scale, W[:, H:-1])
         np.multiply(self.params["b"], scale, out=W[:, -1])
-        # column t of hx is [h_{t-1}; x_t; 1], so that W hx[:, t] is the (scaled) a_t and
-        # backward gets dWh, dWx and db from one product; hs[:, 0] = h0, hs[:, t+1] = h_t
-        hx = self._buffer("hx", (H + D1, T + 1, N))
-        hx[H:, :T] = X
-        hs, X = hx[:H], hx[H:, :T]
         # Speed: a narrow input (an embedding, D + 1 <= H/2) rides in each step's product over
         # all of hx[:, t]; a wide one is projected for all steps at once before the loop
         # (one batched product), each step then adds Wh^T h_{t-1}.

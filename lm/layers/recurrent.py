@@ -144,25 +144,32 @@ class Recurrent(Layer):
         """A work array holding w * scale (scale broadcasts along w's last axis)."""
         return np.multiply(w, scale, out=self._buffer(name, w.shape))
 
-    def _prepare(self, x, mask, axes=(1, 0, 2), ones=False):
+    def _check_x(self, x):
+        """x as an array, checked to be (N, T, input_dim) with N, T >= 1."""
+        x = np.asarray(x)
+        if x.ndim != 3 or x.shape[2] != self.input_dim:
+            raise ValueError(f"x must have shape (N, T, {self.input_dim}), got {x.shape}")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            raise ValueError(f"x must have at least one row and one step, got shape {x.shape}")
+        return x
+
+    def _prepare(self, x, mask, axes=(1, 0, 2), ones=False, out=None):
         """x (N, T, D) -> (a copy in the layer's dtype laid out as x.transpose(axes),
         padded steps zeroed; mask (N, T) or None; lengths (N,) or None).
 
         axes (1, 0, 2): time-major (T, N, D); (2, 1, 0): feature-major (D, T, N).
         ones: the copy gets a last feature that is 1 everywhere (D + 1 features), so that
         a product with [W; b] adds the bias b too.
+        out: the array to write the copy into (that shape; may be a view into a larger
+        work array), else a reused buffer.
         """
-        x = np.asarray(x)
-        if x.ndim != 3 or x.shape[2] != self.input_dim:
-            raise ValueError(f"x must have shape (N, T, {self.input_dim}), got {x.shape}")
+        x = self._check_x(x)
         N, T, D = x.shape
-        if N == 0 or T == 0:
-            raise ValueError(f"x must have at least one row and one step, got shape {x.shape}")
         mask, lengths = resolve_mask(x, mask)
         feature_axis = axes.index(2)
         shape = [x.shape[a] for a in axes]
         shape[feature_axis] += bool(ones)
-        xt = self._buffer("xt", tuple(shape))
+        xt = self._buffer("xt", tuple(shape)) if out is None else out
         features = [slice(None)] * 3
         features[feature_axis] = slice(0, D)
         xs = xt[tuple(features)]
