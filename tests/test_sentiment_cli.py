@@ -193,7 +193,7 @@ def data_dir():
     d = os.environ.get("LM_DATA_DIR")
     if not d:
         pytest.skip("LM_DATA_DIR not set: the sentiment sets live outside the repository")
-    return os.path.join(d, "sentiment")
+    return os.path.join(os.path.abspath(d), "sentiment")  # the CLI runs in tmp_path
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
