@@ -7,12 +7,12 @@ across BPTT windows exactly as in training (or per padded line in line mode).
 import sys
 
 if __name__ == "__main__":  # BLAS threads must be chosen before numpy loads
-    from lm.threads import apply as _apply_threads
-    _apply_threads(sys.argv[1:])
+    from lm.cli import apply_threads
+    apply_threads(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 
-from lm.losses import temporal_softmax_loss  # noqa: E402
+from lm.layers.losses import temporal_softmax_loss  # noqa: E402
 
 
 def _windows_loss(model, windows, carry_state, should_stop):
@@ -36,10 +36,10 @@ def evaluate_loss(model, data, vocab, batch_size=64, seq_length=64, max_tokens=0
 
     data: a 1-D id array (cut into `batch_size` parallel streams, windows of
     `seq_length`, state carried; at most about `max_tokens` targets when > 0), or
-    `lm.data.Lines` (line mode: each line scored as <bos> line -> line <eos>).
+    `lm.data.batchers.Lines` (line mode: each line scored as <bos> line -> line <eos>).
     Returns None if `should_stop()` became true on the way (Ctrl-C).
     """
-    from lm.data import BPTTBatcher, LineBatcher, Lines
+    from lm.data.batchers import BPTTBatcher, LineBatcher, Lines
 
     was_training = model.training
     model.eval()
@@ -79,17 +79,18 @@ def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128
       encoding_errors: "strict" or "replace" (invalid bytes become U+FFFD)
       threads: BLAS threads: auto (1 when the machine is already busy, else all CPUs) or N
     """
-    from lm.cli import check_choice, check_int, check_str
-    from lm.data import Lines
-    from lm.metrics import bits_per_token, perplexity
-    from lm.run_dir import check_run_dir, find_latest_run
-    from lm.stream import load_corpus
-    from lm.train_setup import load_run
+    from lm.cli import check_str
+    from lm.config.checks import check_choice, check_int
+    from lm.data.batchers import Lines
+    from lm.training.metrics import bits_per_token, perplexity
+    from lm.storage.run_dir import check_run_dir, find_latest_run
+    from lm.text.stream import load_corpus
+    from lm.training.lm_task import load_run
 
     if file is None:
         raise ValueError("give the text file to evaluate: python -m lm.evaluate "
                          "--checkpoint DIR FILE")
-    from lm.threads import choose
+    from lm.cli import choose_threads as choose
     choose(check_str("threads", threads))  # range check; the count was set at start-up
     file = check_str("file", file)
     which = check_choice("which", which, ("best", "last"))

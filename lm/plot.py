@@ -8,7 +8,7 @@ loss and accuracy for train, validation and test against epochs.
 import io
 import os
 
-from lm.metrics import read_metrics
+from lm.training.metrics import read_metrics
 
 
 def _labels(run_dirs):
@@ -129,7 +129,7 @@ def render_png(run_dirs, title=None):
 
 def plot_runs(run_dirs, out_path, title=None):
     """Draw the curves of `run_dirs` (a list of run directories) into `out_path` atomically."""
-    from lm.atomic import write_bytes
+    from lm.storage.atomic import write_bytes
 
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]

@@ -7,12 +7,13 @@ import sys
 import time
 
 if __name__ == "__main__":  # BLAS threads must be chosen before numpy loads
-    from lm.threads import apply as _apply_threads
-    _apply_threads(sys.argv[1:], default="1")
+    from lm.cli import apply_threads
+    apply_threads(sys.argv[1:], default="1")
 
 import numpy as np  # noqa: E402
 
-from lm.cli import check_choice, check_float, check_int, check_str  # noqa: E402
+from lm.cli import check_str  # noqa: E402
+from lm.config.checks import check_choice, check_float, check_int  # noqa: E402
 
 
 def prompt_text(start):
@@ -20,7 +21,7 @@ def prompt_text(start):
     if start is None or start == "":
         return ""
     if start.startswith("FILE:"):
-        from lm.text import read_text
+        from lm.text.files import read_text
         path = start[len("FILE:"):]
         if not path:
             raise ValueError("--start FILE: needs a file name, e.g. --start FILE:prompt.txt")
@@ -34,7 +35,7 @@ def encode_prompt(text, vocab, line_mode, warn):
     No text: <bos> in line mode, else a newline (or the most frequent token), which is
     not printed. Returns (ids, shown) where `shown` is the prompt text to print.
     """
-    from lm.vocab import tokenize
+    from lm.text.vocab import tokenize
 
     tokens = tokenize(text, vocab.level, vocab.lowercase) if text else []
     for tok in dict.fromkeys(t for t in tokens if t not in vocab.stoi):
@@ -117,10 +118,10 @@ def main(checkpoint=None, start=None, length=500, temperature=1.0, top_k=0, top_
       which: best (lowest validation loss) or last weights
       threads: BLAS threads (1 is fastest for one token at a time; auto or N)
     """
-    from lm.run_dir import check_run_dir, find_latest_run
-    from lm.train_setup import load_run
+    from lm.storage.run_dir import check_run_dir, find_latest_run
+    from lm.training.lm_task import load_run
 
-    from lm.threads import choose
+    from lm.cli import choose_threads as choose
     choose(check_str("threads", threads))  # range check; the count was set at start-up
     length = check_int("length", length, 0, 10_000_000)
     temperature = check_float("temperature", temperature, 0, 100, lo_open=True)

@@ -14,8 +14,9 @@ import dataclasses  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from lm.cli import check_int, check_str, given_flags, raw_flag, run_cli  # noqa: E402
-from lm.sentiment_config import SentimentConfig  # noqa: E402
+from lm.cli import check_str, given_flags, raw_flag, run_cli  # noqa: E402
+from lm.config.checks import check_int  # noqa: E402
+from lm.config.sentiment import SentimentConfig  # noqa: E402
 
 _D = SentimentConfig()
 FLAGS = tuple(f.name for f in dataclasses.fields(SentimentConfig))
@@ -67,7 +68,7 @@ def train(data=None, neg=None, test=None, val_frac=_D.val_frac, test_frac=_D.tes
       encoding_errors: strict or replace
       dtype: float32 or float64
     """
-    from lm.sentiment_train import train_run
+    from lm.training.sentiment_task import train_run
 
     if data is None:
         raise ValueError("give the training data: python -m lm.sentiment train DATA "
@@ -98,7 +99,7 @@ def _pct(x):
 
 def _check_lm_flags(cfg, given):
     """Flags that the --init_from language model fixes may not ask for something else."""
-    from lm.sentiment_io import load_lm_encoder
+    from lm.models.load import load_lm_encoder
 
     lm_model, vocab, _ = load_lm_encoder(cfg.init_from)
     have = dict(lm_model, level=vocab.level, lowercase=vocab.lowercase)
@@ -145,9 +146,9 @@ def predict(*texts, checkpoint=None, batch_size=64):
       checkpoint: sentiment run directory (from `python -m lm.sentiment train`)
       batch_size: texts per forward pass
     """
-    from lm.sentiment_data import encode_texts
-    from lm.sentiment_io import load_classifier
-    from lm.sentiment_train import LabeledIds, evaluate
+    from lm.data.labeled import encode_texts
+    from lm.models.load import load_classifier
+    from lm.training.sentiment_task import LabeledIds, evaluate
 
     model, vocab, config = load_classifier(_checkpoint(checkpoint))
     batch_size = check_int("batch_size", batch_size, 1, 100000)
@@ -176,9 +177,9 @@ def evaluate(file=None, checkpoint=None, batch_size=64, max_errors=20):
       batch_size: texts per forward pass
       max_errors: misclassified examples to print (0 = all)
     """
-    from lm.sentiment_data import class_index, read_examples, subset
-    from lm.sentiment_io import load_classifier
-    from lm.sentiment_train import evaluate as run_eval
+    from lm.data.labeled import class_index, read_examples, subset
+    from lm.models.load import load_classifier
+    from lm.training.sentiment_task import evaluate as run_eval
 
     if file is None:
         raise ValueError("give a labelled file: python -m lm.sentiment evaluate "

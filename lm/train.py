@@ -2,15 +2,15 @@
 import sys
 
 if __name__ == "__main__":  # BLAS threads must be chosen before anything imports numpy
-    from lm.threads import apply as _apply_threads
-    THREADS_LINE = _apply_threads(sys.argv[1:])
+    from lm.cli import apply_threads
+    THREADS_LINE = apply_threads(sys.argv[1:])
 
 import dataclasses  # noqa: E402
 import math  # noqa: E402
 import shlex  # noqa: E402
 
 from lm.cli import EXIT_INTERRUPTED, given_flags, raw_flag, run_cli  # noqa: E402
-from lm.config import TrainConfig
+from lm.config.training import TrainConfig
 
 _D = TrainConfig()
 FLAGS = tuple(f.name for f in dataclasses.fields(TrainConfig))
@@ -73,8 +73,8 @@ def main(corpus=None, level=_D.level, cell=_D.cell, embed_size=_D.embed_size,
       encoding_errors: strict (fail with the byte offset) or replace (U+FFFD)
       threads: BLAS threads: auto (1 when the machine is already busy, else all CPUs) or N
     """
-    from lm.threads import choose
-    from lm.trainer import train
+    from lm.cli import choose_threads as choose
+    from lm.training.trainer import train
 
     choose(raw_flag("threads") or threads)  # range check; the count was set at start-up
     values = dict(locals())

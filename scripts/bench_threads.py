@@ -1,6 +1,6 @@
 """BLAS thread count for scripts/benchmark.py, chosen and set before numpy is imported.
 
-The rule is lm.threads' (the CLIs use it too): `--threads N` fixes the count for both
+The rule is lm.cli's (the CLIs use it too): `--threads N` fixes the count for both
 numpy (OPENBLAS_NUM_THREADS, read once when numpy loads) and PyTorch; `--threads auto`,
 the default of the train and sample suites, takes 1 thread when the machine is already
 busy and every CPU when it is idle. With two BLAS threads on two cores that another
@@ -12,7 +12,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from lm import threads as lm_threads  # noqa: E402  (never imports numpy)
+from lm import cli as lm_threads  # noqa: E402  (never imports numpy)
 
 AUTO_SUITES = ("train", "sample")
 
@@ -33,7 +33,7 @@ def choose(argv, environ=None, load=None):
     if value is None and (_flag(argv, "--suite") or "layers") not in AUTO_SUITES:
         return None, "numpy's default"
     try:
-        threads, reason = lm_threads.choose(value, environ, load)
+        threads, reason = lm_threads.choose_threads(value, environ, load)
     except ValueError:  # a bad --threads: argparse reports it
         return None, "numpy's default"
     return threads, ("auto: " + reason) if value in (None, "auto") else reason

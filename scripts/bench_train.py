@@ -28,7 +28,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
 from lm.models.language_model import LanguageModelRNN  # noqa: E402
-from lm.optim import Adam, clip_grad_norm  # noqa: E402
+from lm.training.optim import Adam, clip_grad_norm  # noqa: E402
 
 try:
     import torch

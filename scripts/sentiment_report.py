@@ -26,10 +26,10 @@ import time  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from lm.checkpoint import atomic_write  # noqa: E402
-from lm.sentiment_config import SentimentConfig  # noqa: E402
-from lm.sentiment_data import read_examples, split_indices  # noqa: E402
-from lm.sentiment_train import train_run  # noqa: E402
+from lm.storage.checkpoint import atomic_write  # noqa: E402
+from lm.config.sentiment import SentimentConfig  # noqa: E402
+from lm.data.labeled import read_examples, split_indices  # noqa: E402
+from lm.training.sentiment_task import train_run  # noqa: E402
 
 ENCODERS = [  # (label, classifier flags, language-model pretraining)
     ("bag of words", {"cell": "bag"}, False),

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from lm import atomic
-from lm.checkpoint import (AtomicWriteError, append_jsonl, atomic_write, clean_stale_tmp,
+from lm.storage import atomic
+from lm.storage.checkpoint import (AtomicWriteError, append_jsonl, atomic_write, clean_stale_tmp,
                            load_arrays, read_json, read_jsonl, save_arrays, write_json)
 
 
@@ -51,7 +51,7 @@ def test_real_write_failure_from_the_kernel_keeps_previous_checkpoint(tmp_path):
     pytest.importorskip("resource")
     script = textwrap.dedent(f"""
         import resource, signal, sys, numpy as np
-        from lm.checkpoint import save_arrays, AtomicWriteError
+        from lm.storage.checkpoint import save_arrays, AtomicWriteError
         save_arrays({str(tmp_path / 'best.npz')!r}, {{"w": np.ones(3)}})
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))

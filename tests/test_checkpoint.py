@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from lm.checkpoint import (CheckpointError, copy_into_params, load_arrays, load_checkpoint,
+from lm.storage.checkpoint import (CheckpointError, copy_into_params, load_arrays, load_checkpoint,
                            load_model, read_json, rng_from_array, rng_to_array, save_arrays,
                            save_checkpoint, sections, verify_against_model, write_json,
                            write_run_metadata)

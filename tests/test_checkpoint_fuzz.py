@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lm.checkpoint import (CheckpointError, load_arrays, load_checkpoint, parse_json,
+from lm.storage.checkpoint import (CheckpointError, load_arrays, load_checkpoint, parse_json,
                            read_json, rng_to_array, save_checkpoint, write_run_metadata)
 
 V, E, H = 6, 3, 2

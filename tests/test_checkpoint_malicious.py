@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 
-from lm.checkpoint import CheckpointError, load_arrays, save_arrays
+from lm.storage.checkpoint import CheckpointError, load_arrays, save_arrays
 
 
 class Evil:

@@ -4,10 +4,10 @@ invariance, parameter names, batching, training to full accuracy on the phrase s
 import numpy as np
 import pytest
 
-from lm.gradcheck import eval_numerical_gradient, rel_error
+from lm.layers.gradcheck import eval_numerical_gradient, rel_error
 from lm.models.classifier import SentimentClassifier
 from lm.models.encoder import Encoder
-from lm.sentiment_train import LabeledIds, length_batches, pad_batch
+from lm.training.sentiment_task import LabeledIds, length_batches, pad_batch
 
 V, E, H, C = 6, 3, 3, 3
 
@@ -157,8 +157,8 @@ def test_pad_batch_and_length_batches():
 def test_training_reaches_full_accuracy_on_phrases():
     """The 58 training phrases (a fixed copy, so no LM_DATA_DIR needed), bag of words:
     a tiny LSTM must fit them all."""
-    from lm.sentiment_data import build_vocab, encode_texts
-    from lm.sentiment_train import train_classifier
+    from lm.data.labeled import build_vocab, encode_texts
+    from lm.training.sentiment_task import train_classifier
     from types import SimpleNamespace
 
     rows = [line.split("\t") for line in PHRASES.strip().split("\n")]

@@ -6,9 +6,9 @@ import urllib.request
 
 import pytest
 
-from lm import corpora
-from lm.corpora import load_registry, pydoc_text, resolve_corpus, sha256_file
-from lm.data import load_corpus
+from lm.text import corpora
+from lm.text.corpora import load_registry, pydoc_text, resolve_corpus, sha256_file
+from lm.data.batchers import load_corpus
 
 DATA = os.environ.get("LM_DATA_DIR")
 URLOPEN = urllib.request.urlopen  # the real one, for file:// URLs only

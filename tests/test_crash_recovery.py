@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from lm.checkpoint import load_arrays
+from lm.storage.checkpoint import load_arrays
 from test_train_cli import corpus_text, env, metrics
 
 SMALL = ["--hidden_size", "16", "--embed_size", "8", "--seq_length", "8", "--batch_size", "4",

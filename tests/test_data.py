@@ -8,10 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lm.data import (BPTTBatcher, LineBatcher, Lines, load_corpus, make_batcher, split_corpus,
+from lm.data.batchers import (BPTTBatcher, LineBatcher, Lines, load_corpus, make_batcher, split_corpus,
                      split_ids, split_lines)
-from lm.text import read_text
-from lm.vocab import LINE_SPECIALS, Vocab, tokenize
+from lm.text.files import read_text
+from lm.text.vocab import LINE_SPECIALS, Vocab, tokenize
 
 SAMPLE = ("First Citizen:\r\nBefore we proceed any further, hear me speak.\r\n\r\n"
           "Ünïcödé wörds, 3.14 numbers; ΣΟΦΙΑ ΟΔΟΣ — 日本語のテキスト 😀!\n  indented\tline\n")

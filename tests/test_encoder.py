@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lm.gradcheck import check_layer_gradients
+from lm.layers.gradcheck import check_layer_gradients
 from lm.models.encoder import CELLS, Encoder
 
 ALL = ["rnn", "lstm", "gru", "bag"]

@@ -1,6 +1,6 @@
 import numpy as np
 
-from lm.gradcheck import (eval_numerical_gradient, eval_numerical_gradient_array,
+from lm.layers.gradcheck import (eval_numerical_gradient, eval_numerical_gradient_array,
                           rel_error)
 
 

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from lm.labeled_data import read_labeled, read_pos_neg
+from lm.text.labeled import read_labeled, read_pos_neg
 
 DATA = os.environ.get("LM_DATA_DIR")
 

@@ -5,10 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from lm.gradcheck import eval_numerical_gradient
+from lm.layers.gradcheck import eval_numerical_gradient
 from lm.models.language_model import LanguageModelRNN
-from lm.optim import Adam
-from lm.sampling import sample_from_logits
+from lm.training.optim import Adam
+from lm.models.sampling import sample_from_logits
 
 CELLS = ["rnn", "lstm", "gru"]
 

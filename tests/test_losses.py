@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from lm.gradcheck import eval_numerical_gradient, rel_error
-from lm.losses import softmax_cross_entropy, temporal_softmax_loss
+from lm.layers.gradcheck import eval_numerical_gradient, rel_error
+from lm.layers.losses import softmax_cross_entropy, temporal_softmax_loss
 
 
 def reference_temporal(scores, y, mask):

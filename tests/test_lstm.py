@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from lm.gradcheck import rel_error
+from lm.layers.gradcheck import rel_error
 from lm.layers.lstm import LSTM
 from test_recurrent_common import GRAD_CASES, cell_gradient_errors, numerical_gradient
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from lm.optim import SGD, Adam, clip_grad_norm
+from lm.training.optim import SGD, Adam, clip_grad_norm
 
 
 class Quadratic:

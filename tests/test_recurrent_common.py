@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lm.gradcheck import check_layer_gradients, eval_numerical_gradient_array, rel_error
+from lm.layers.gradcheck import check_layer_gradients, eval_numerical_gradient_array, rel_error
 from lm.layers.gru import GRU
 from lm.layers.lstm import LSTM
 from lm.layers.rnn import VanillaRNN
@@ -310,7 +310,7 @@ def test_bad_inputs_raise_clear_errors(cell):
 
 
 def test_project_gradient_checker_agrees(cell):
-    """The shared lm.gradcheck helper (plain centred differences) also accepts the layers."""
+    """The shared lm.layers.gradcheck helper (plain centred differences) also accepts the layers."""
     rng = np.random.default_rng(9)
     layer = cell(3, 2, dtype=np.float64, rng=rng)
     x = rng.standard_normal((2, 3, 3))

@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from lm.config import TrainConfig
-from lm.trainer import train
+from lm.config.training import TrainConfig
+from lm.training.trainer import train
 
 from test_train_cli import assert_clean_error, env
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lm.sampling import filtered_probs, sample_from_logits
+from lm.models.sampling import filtered_probs, sample_from_logits
 
 
 LOGITS = np.array([0.5, 2.0, -1.0, 1.5, 0.0, 3.0, -0.5])  # order: 5, 1, 3, 0, 4, 6, 2

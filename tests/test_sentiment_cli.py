@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from lm.checkpoint import load_arrays, read_json
+from lm.storage.checkpoint import load_arrays, read_json
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--embed_size", "6", "--hidden_size", "5", "--max_epochs", "30", "--batch_size", "4",
@@ -106,9 +106,9 @@ def test_pos_neg_files(tmp_path):
 
 
 def test_best_npz_holds_the_best_validation_epoch(tmp_path):
-    from lm.sentiment_io import load_classifier
-    from lm.sentiment_train import evaluate, train_run
-    from lm.sentiment_config import SentimentConfig
+    from lm.models.load import load_classifier
+    from lm.training.sentiment_task import evaluate, train_run
+    from lm.config.sentiment import SentimentConfig
 
     data = tiny_file(tmp_path / "tiny.tsv")
     cfg = SentimentConfig(data=str(data), out_dir=str(tmp_path / "run"), cell="rnn",
@@ -119,7 +119,7 @@ def test_best_npz_holds_the_best_validation_epoch(tmp_path):
     best = max(rows, key=lambda r: (r["val_acc"], -r["val_loss"]))
     assert result["epoch"] == best["epoch"]
     model, vocab, config = load_classifier(tmp_path / "run")
-    from lm.sentiment_data import read_examples, split_indices, subset
+    from lm.data.labeled import read_examples, split_indices, subset
     ex = read_examples(str(data))
     _, va, _ = split_indices(len(ex), 0.25, cfg.test_frac, cfg.seed)
     ev = evaluate(model, subset(ex.texts, ex.labels, va, vocab, True))
@@ -150,8 +150,8 @@ def test_init_from_loads_the_language_models_weights(tmp_path):
     assert cls_w["param/head.W"].shape == (5, 2)
 
     # not frozen, before training: the same rows; unknown words map to <unk>
-    from lm.sentiment_data import encode_texts
-    from lm.sentiment_io import copy_encoder_weights, load_lm_encoder
+    from lm.data.labeled import encode_texts
+    from lm.models.load import copy_encoder_weights, load_lm_encoder
     from lm.models.classifier import SentimentClassifier
     cfg, vocab, enc = load_lm_encoder(tmp_path / "lmrun")
     model = SentimentClassifier.build(len(vocab), cfg["embed_size"], cfg["hidden_size"],
@@ -199,8 +199,8 @@ def data_dir():
 @pytest.mark.parametrize("cell", ["rnn", "lstm"])
 def test_phrases_target_default_flags(tmp_path, cell):
     """Issue 4: phrases_train -> phrases_test 20/20, vanilla RNN and LSTM, default flags."""
-    from lm.sentiment_config import SentimentConfig
-    from lm.sentiment_train import train_run
+    from lm.config.sentiment import SentimentConfig
+    from lm.training.sentiment_task import train_run
 
     d = data_dir()
     cfg = SentimentConfig(data=os.path.join(d, "phrases_train.tsv"), cell=cell,

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from lm.gradcheck import check_layer_gradients
+from lm.layers.gradcheck import check_layer_gradients
 from lm.layers.dropout import Dropout
 from lm.layers.embedding import Embedding
 from lm.layers.linear import TemporalLinear

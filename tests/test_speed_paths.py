@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from lm.layers.recurrent import exp_sigmoid_, scaled_tanh_, tanh_, tanh_input_scale
-from lm.losses import temporal_softmax_loss
-from lm.optim import CHUNK, Adam
+from lm.layers.losses import temporal_softmax_loss
+from lm.training.optim import CHUNK, Adam
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "scripts")
 

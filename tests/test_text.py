@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lm.text import check_encoding, iter_text, read_text
+from lm.text.files import check_encoding, iter_text, read_text
 
 
 def write(tmp_path, data, name="t.txt"):

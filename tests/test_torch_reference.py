@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pytest
 
-from lm.gradcheck import rel_error
+from lm.layers.gradcheck import rel_error
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 CELLS = {"rnn": ("lm.layers.rnn", "VanillaRNN"), "lstm": ("lm.layers.lstm", "LSTM"),

@@ -11,7 +11,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from lm.checkpoint import load_arrays
+from lm.storage.checkpoint import load_arrays
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--embed_size", "8", "--hidden_size", "24", "--seq_length", "16", "--batch_size", "8"]

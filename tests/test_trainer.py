@@ -5,11 +5,11 @@ import os
 import numpy as np
 import pytest
 
-import lm.trainer as trainer
-from lm.checkpoint import load_arrays
+import lm.training.trainer as trainer
+from lm.storage.checkpoint import load_arrays
 from lm.cli import CliError
-from lm.config import TrainConfig
-from lm.trainer import train
+from lm.config.training import TrainConfig
+from lm.training.trainer import train
 
 TINY = dict(embed_size=6, hidden_size=10, seq_length=7, batch_size=3, sample_length=0,
             learning_rate=1e-2)
@@ -180,7 +180,7 @@ def test_init_from_copies_weights_and_vocab(tmp_path):
     dst = str(tmp_path / "dst")
     setup_cfg = TrainConfig(**dict(TINY, hidden_size=99), corpus=other, out_dir=dst,
                             init_from=src, max_steps=1)
-    from lm.train_setup import setup
+    from lm.training.lm_task import setup
     s = setup(setup_cfg, given=set())
     assert s.cfg.hidden_size == TINY["hidden_size"]  # the weights fix the shape
     best = load_arrays(os.path.join(src, "best.npz"))
@@ -213,7 +213,7 @@ def test_config_checks_name_the_flag():
 def test_failing_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     import errno
 
-    from lm.checkpoint import save_arrays
+    from lm.storage.checkpoint import save_arrays
     corpus = write_corpus(tmp_path / "c.txt")
     out = str(tmp_path / "r")
     calls = {"n": 0}
@@ -240,7 +240,7 @@ class Killed(BaseException):
 def test_killed_between_last_and_best_is_repaired_on_resume(tmp_path, monkeypatch):
     """last.npz is written before best.npz, so a run killed between the two still holds the
     new best's weights (in last.npz); resuming writes best.npz from them."""
-    from lm.checkpoint import save_arrays
+    from lm.storage.checkpoint import save_arrays
     corpus = write_corpus(tmp_path / "c.txt")
     out = str(tmp_path / "r")
     common = dict(TINY, corpus=corpus, out_dir=out, eval_every=2, learning_rate=3e-3)
@@ -282,7 +282,7 @@ def test_word_level_logs_perplexity(tmp_path):
 
 
 def test_run_cli_turns_errors_into_one_line_and_exit_codes(capsys):
-    from lm.checkpoint import CheckpointError
+    from lm.storage.checkpoint import CheckpointError
     from lm.cli import run_cli
 
     def boom(kind="value"):
@@ -311,7 +311,7 @@ def test_raw_flags_keep_text_that_fire_would_parse():
 
 
 def test_latest_run_is_the_newest_language_model(tmp_path):
-    from lm.run_dir import find_latest_run
+    from lm.storage.run_dir import find_latest_run
     for i, (name, kind) in enumerate([("old", "language_model"), ("new", "language_model"),
                                       ("newest", "sentiment")]):
         d = tmp_path / name
@@ -326,7 +326,7 @@ def test_latest_run_is_the_newest_language_model(tmp_path):
 
 
 def test_blas_threads_one_when_busy_all_when_idle_env_wins():
-    from lm.threads import choose, cpus
+    from lm.cli import choose_threads as choose, cpus
     assert choose("auto", environ={}, load=1.7)[0] == "1"
     assert choose(None, environ={}, load=0.1)[0] == str(cpus())
     assert choose("auto", environ={"OPENBLAS_NUM_THREADS": "3"}, load=1.7)[0] == "3"

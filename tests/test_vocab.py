@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lm.vocab import LINE_SPECIALS, Vocab, detokenize, id_dtype, tokenize
+from lm.text.vocab import LINE_SPECIALS, Vocab, detokenize, id_dtype, tokenize
 
 
 def test_char_tokens_are_code_points():

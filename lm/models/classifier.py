@@ -5,7 +5,7 @@ from lm.layers.base import Layer, as_rng
 from lm.layers.dropout import Dropout
 from lm.layers.linear import TemporalLinear
 from lm.layers.pooling import TemporalPooling
-from lm.losses import softmax_cross_entropy
+from lm.layers.losses import softmax_cross_entropy
 from lm.models.encoder import Encoder
 
 POOLS = ("mean", "max", "last")

@@ -4,9 +4,9 @@ import numpy as np
 from lm.layers.base import Layer, as_rng
 from lm.layers.dropout import Dropout
 from lm.layers.linear import TemporalLinear
-from lm.losses import temporal_softmax_loss
+from lm.layers.losses import temporal_softmax_loss
 from lm.models.encoder import Encoder
-from lm.sampling import sample_from_logits
+from lm.models.sampling import sample_from_logits
 
 CONFIG_KEYS = ("vocab_size", "embed_size", "hidden_size", "cell", "num_layers", "dropout",
                "tie_weights")
@@ -136,7 +136,7 @@ class LanguageModelRNN(Layer):
         The prompt is run through once; then each new token is fed back through
         `Encoder.step` with the carried recurrent state (O(1) work per token). Dropout is off while sampling
         and the previous train/eval mode is restored afterwards. Generation stops early
-        after drawing `stop_id`, which is not yielded. See `lm.sampling` for temperature,
+        after drawing `stop_id`, which is not yielded. See `lm.models.sampling` for temperature,
         top_k and top_p; rng: np.random.Generator or seed (None = seed 0).
         """
         prompt = np.asarray(prompt_ids).reshape(-1)

@@ -3,10 +3,8 @@ flags and `config.json`'s "train" section."""
 import dataclasses
 from dataclasses import dataclass
 
-from lm.cli import check_bool, check_choice, check_float, check_int
-
-CELLS = ("bag", "rnn", "gru", "lstm")
-POOLS = ("mean", "max", "last")
+from lm.config.checks import check_bool, check_choice, check_float, check_int
+from lm.config.choices import DTYPES, ENCODERS, ENCODING_ERRORS, LEVELS, POOLS
 
 
 @dataclass
@@ -48,12 +46,11 @@ class SentimentConfig:
     def validate(self):
         """Range-check every field (ValueError naming the flag); returns self."""
         c = self
-        c.level = check_choice("level", c.level, ("word", "char"))
-        c.cell = check_choice("cell", c.cell, CELLS)
+        c.level = check_choice("level", c.level, LEVELS)
+        c.cell = check_choice("cell", c.cell, ENCODERS)
         c.pool = check_choice("pool", c.pool, POOLS)
-        c.dtype = check_choice("dtype", c.dtype, ("float32", "float64"))
-        c.encoding_errors = check_choice("encoding_errors", c.encoding_errors,
-                                         ("strict", "replace"))
+        c.dtype = check_choice("dtype", c.dtype, DTYPES)
+        c.encoding_errors = check_choice("encoding_errors", c.encoding_errors, ENCODING_ERRORS)
         for name in ("lowercase", "bidirectional", "freeze_encoder"):
             setattr(c, name, check_bool(name, getattr(c, name)))
         c.val_frac = check_float("val_frac", c.val_frac, 0, 1, hi_open=True)

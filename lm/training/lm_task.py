@@ -5,17 +5,17 @@ from typing import Any, Optional
 
 import numpy as np
 
-from lm.checkpoint import clean_stale_tmp, load_arrays, load_model, read_json, write_json
-from lm.config import TrainConfig
-from lm.corpora import corpus_info, resolve_corpus
-from lm.data import make_batcher, split_corpus
+from lm.storage.checkpoint import clean_stale_tmp, load_arrays, load_model, read_json, write_json
+from lm.config.training import TrainConfig
+from lm.text.corpora import corpus_info, resolve_corpus
+from lm.data.batchers import make_batcher, split_corpus
 from lm.models.language_model import LanguageModelRNN
-from lm.optim import SGD, Adam
-from lm.run_dir import (check_new_run_dir, check_run_dir, default_run_dir, init_from_config,
+from lm.training.optim import SGD, Adam
+from lm.storage.run_dir import (check_new_run_dir, check_run_dir, default_run_dir, init_from_config,
                         resume_config, train_config_from_json)
-from lm.stream import load_corpus
-from lm.train_state import SCALARS, copy_params, unpack_state
-from lm.vocab import Vocab
+from lm.text.stream import load_corpus
+from lm.training.state import SCALARS, copy_params, unpack_state
+from lm.text.vocab import Vocab
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -25,15 +25,15 @@ class Session:
     """Everything the training loop works on (no module-level state anywhere)."""
     cfg: TrainConfig
     run_dir: str
-    corpus: Any            # lm.stream.Corpus
+    corpus: Any            # lm.text.stream.Corpus
     vocab: Vocab
-    train_data: Any        # ids (n,) or lm.data.Lines
+    train_data: Any        # ids (n,) or lm.data.batchers.Lines
     val_data: Any
     batcher: Any           # BPTTBatcher or LineBatcher over train_data
     model: LanguageModelRNN
     optimizer: Any
     rng: np.random.Generator   # initialisation, dropout (shared with the model's layers)
-    scalars: dict = field(default_factory=dict)   # see lm.train_state.SCALARS
+    scalars: dict = field(default_factory=dict)   # see lm.training.state.SCALARS
     carry: Optional[list] = None                  # hidden state between BPTT windows
     resumed: bool = False
     notes: list = field(default_factory=list)     # messages for the banner

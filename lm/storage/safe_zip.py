@@ -1,6 +1,6 @@
 """CheckpointError and a strict, bounded reader of the zip container inside .npz files.
 
-Only what `np.savez`/`np.savez_compressed` and `lm.safe_npz.save_arrays` produce is
+Only what `np.savez`/`np.savez_compressed` and `lm.storage.safe_npz.save_arrays` produce is
 accepted: one disk, no zip64, no encryption, members stored or deflated, names from a
 fixed pattern, no duplicates, member data that neither overlaps nor leaves the file,
 and a CRC-32 that matches. Nothing is allocated from a size the file claims before

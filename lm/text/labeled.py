@@ -10,7 +10,7 @@ Formats:
 Labels are integers (`0`/`1`) or names (`positive`, `neg`, ...). Integer labels keep
 their value; 0/1 are named `negative`/`positive` (the convention of every sentiment set
 here: 1 = positive); other names get ids in sorted order.
-Files are read through lm.text.read_text (BOM, CRLF, encodings, binary refused).
+Files are read through lm.text.files.read_text (BOM, CRLF, encodings, binary refused).
 """
 import csv
 import io
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .text import read_text
+from .files import read_text
 
 _QUOTED = re.compile(r'^[^\t\n]*\t"', re.MULTILINE)
 BINARY_NAMES = ["negative", "positive"]

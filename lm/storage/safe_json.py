@@ -8,7 +8,7 @@ read_json) a top level that is not an object. A missing file raises FileNotFound
 import json
 import os
 
-from lm.safe_zip import CheckpointError, open_regular_file
+from lm.storage.safe_zip import CheckpointError, open_regular_file
 
 MAX_JSON_BYTES = 64 << 20  # vocab.json of a big word vocabulary stays far below this
 MAX_DEPTH = 32

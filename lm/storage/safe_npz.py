@@ -17,8 +17,8 @@ import zipfile
 
 import numpy as np
 
-from lm.atomic import atomic_write
-from lm.safe_zip import (CheckpointError, MemberReader, is_safe_name, open_regular_file,
+from lm.storage.atomic import atomic_write
+from lm.storage.safe_zip import (CheckpointError, MemberReader, is_safe_name, open_regular_file,
                          read_directory)
 
 MAX_BYTES = 2 << 30  # default bound on file size and on total uncompressed bytes

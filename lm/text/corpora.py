@@ -19,7 +19,7 @@ import tempfile
 import urllib.error
 import urllib.request
 
-REGISTRY_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+REGISTRY_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                              "corpora", "registry.json")
 DEFAULT_CORPUS = "pydoc"
 FETCH_TIMEOUT = 30  # seconds

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lm.cli import CliError
-from lm.optim import Adam, clip_grad_norm
+from lm.training.optim import Adam, clip_grad_norm
 
 POOL_BATCHES = 20
 
@@ -110,11 +110,11 @@ def train_classifier(model, splits, cfg, rng, out_dir=None, frozen=(), log=print
     splits: {"train", "val", "test"} -> LabeledIds (val/test may be empty). cfg needs
     max_epochs, batch_size, learning_rate, weight_decay, grad_clip, time_budget. `frozen`:
     parameter names the optimiser leaves alone. With `out_dir`, metrics.jsonl is appended
-    and best.npz / last.npz written (see lm.sentiment_io). Returns a summary dict: the
+    and best.npz / last.npz written (see lm.models.load). Returns a summary dict: the
     metrics row of the best epoch and "elapsed" (training seconds, evaluation excluded).
     The best weights are loaded back into `model` before returning.
     """
-    from lm.sentiment_io import append_metrics, save_weights
+    from lm.models.load import append_metrics, save_weights
 
     train, val = splits["train"], splits["val"]
     if not len(train):
@@ -193,7 +193,7 @@ def _progress(enabled):
 
 def default_out_dir(cfg):
     """checkpoints/sentiment-<data>-<cell>[-bi], or sentiment-<data>-from-<LM run name>."""
-    from lm.run_dir import RUNS_ROOT, corpus_label
+    from lm.storage.run_dir import RUNS_ROOT, corpus_label
 
     name = f"sentiment-{corpus_label(cfg.data)}-"
     if cfg.init_from:
@@ -211,12 +211,12 @@ def train_run(cfg, log=print, progress=None):
     vocab.json, metrics.jsonl, best.npz, last.npz, curves.png. Returns the summary of
     `train_classifier` plus "run_dir" and the split sizes.
     """
-    from lm.checkpoint import clean_stale_tmp
+    from lm.storage.checkpoint import clean_stale_tmp
     from lm.models.classifier import SentimentClassifier
-    from lm.run_dir import has_checkpoint
-    from lm.sentiment_data import (build_vocab, class_index, read_examples, split_indices,
+    from lm.storage.run_dir import has_checkpoint
+    from lm.data.labeled import (build_vocab, class_index, read_examples, split_indices,
                                    subset, unk_rate)
-    from lm.sentiment_io import copy_encoder_weights, load_lm_encoder, write_run
+    from lm.models.load import copy_encoder_weights, load_lm_encoder, write_run
 
     run_dir = cfg.out_dir or default_out_dir(cfg)
     if os.path.exists(run_dir) and (not os.path.isdir(run_dir) or has_checkpoint(run_dir)):

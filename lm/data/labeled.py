@@ -1,6 +1,6 @@
 """Sentiment data: labelled files to token ids, seeded train/val/test splits, label names.
 
-Texts are tokenised with `lm.vocab.tokenize` at the run's level; at word level the
+Texts are tokenised with `lm.text.vocab.tokenize` at the run's level; at word level the
 whitespace tokens are dropped (they carry no sentiment and double the sequence length)
 unless the vocabulary comes from a language model that was trained with them. A text
 with no token at all becomes one `<unk>`, so every example has at least one valid step.
@@ -9,11 +9,11 @@ from collections import Counter
 
 import numpy as np
 
-from lm.labeled_data import BINARY_NAMES, read_labeled, read_pos_neg
-from lm.sentiment_train import LabeledIds
-from lm.vocab import Vocab, is_space, tokenize
+from lm.text.labeled import BINARY_NAMES, read_labeled, read_pos_neg
+from lm.training.sentiment_task import LabeledIds
+from lm.text.vocab import Vocab, is_space, tokenize
 
-# integer labels 0/1 are named negative/positive by lm.labeled_data: either name matches
+# integer labels 0/1 are named negative/positive by lm.text.labeled: either name matches
 _ALIASES = {BINARY_NAMES[0]: "0", BINARY_NAMES[1]: "1", "0": BINARY_NAMES[0],
             "1": BINARY_NAMES[1]}
 

@@ -28,7 +28,7 @@ SPECIALS = (UNK,)
 LINE_SPECIALS = (UNK, BOS, EOS)
 
 # Class-run tokens: a boundary depends only on the two characters beside it, which is
-# what lets lm.stream tokenise a file chunk by chunk (see _SAFE_SPLIT there).
+# what lets lm.text.stream tokenise a file chunk by chunk (see _SAFE_SPLIT there).
 WORD_PATTERN = r"[\p{L}\p{M}]+|\p{N}+|\s+|."
 WORD_RE = regex.compile(WORD_PATTERN, flags=regex.DOTALL)
 # The same classes for ASCII text, where the stdlib `re` is about twice as fast

@@ -22,7 +22,7 @@ new batcher over the same data at the same point.
 """
 import numpy as np
 
-from .stream import Corpus, load_corpus  # noqa: F401  (re-exported: lm.data.load_corpus)
+from lm.text.stream import Corpus, load_corpus  # noqa: F401  (re-exported)
 
 MIN_SPLIT_TOKENS = 2  # a split needs one input and one target token
 POOL_BATCHES = 50  # line mode: lines are sorted by length within pools of this many batches

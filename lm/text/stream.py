@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 import regex
 
-from .text import CHUNK_BYTES, iter_text
+from .files import CHUNK_BYTES, iter_text
 from .vocab import LINE_SPECIALS, SPECIALS, WORD_PATTERN, Vocab, check_level, is_space, \
     word_tokens
 

@@ -8,12 +8,8 @@ so a run can be resumed, sampled and evaluated with nothing else.
 import dataclasses
 from dataclasses import dataclass, fields
 
-from lm.cli import check_bool, check_choice, check_float, check_int
-
-CELL_CHOICES = ("lstm", "gru", "rnn")
-LEVEL_CHOICES = ("char", "word")
-OPTIMIZER_CHOICES = ("adam", "sgd")
-DTYPE_CHOICES = ("float32", "float64")
+from lm.config.checks import check_bool, check_choice, check_float, check_int
+from lm.config.choices import CELLS, DTYPES, ENCODING_ERRORS, LEVELS, OPTIMIZERS
 
 
 @dataclass
@@ -65,12 +61,11 @@ class TrainConfig:
         """Range-check every field; returns self with normalised values."""
         c = self
         c.corpus = str(c.corpus)
-        c.level = check_choice("level", c.level, LEVEL_CHOICES)
-        c.cell = check_choice("cell", c.cell, CELL_CHOICES)
-        c.optimizer = check_choice("optimizer", c.optimizer, OPTIMIZER_CHOICES)
-        c.dtype = check_choice("dtype", c.dtype, DTYPE_CHOICES)
-        c.encoding_errors = check_choice("encoding_errors", c.encoding_errors,
-                                         ("strict", "replace"))
+        c.level = check_choice("level", c.level, LEVELS)
+        c.cell = check_choice("cell", c.cell, CELLS)
+        c.optimizer = check_choice("optimizer", c.optimizer, OPTIMIZERS)
+        c.dtype = check_choice("dtype", c.dtype, DTYPES)
+        c.encoding_errors = check_choice("encoding_errors", c.encoding_errors, ENCODING_ERRORS)
         for name in ("lowercase", "line_mode", "shuffle_lines", "tie_weights", "resume"):
             setattr(c, name, check_bool(name, getattr(c, name)))
         c.min_count = check_int("min_count", c.min_count, lo=1)

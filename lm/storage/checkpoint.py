@@ -15,11 +15,11 @@ import re
 
 import numpy as np
 
-from lm.atomic import (AtomicWriteError, append_jsonl, atomic_write, clean_stale_tmp,
+from lm.storage.atomic import (AtomicWriteError, append_jsonl, atomic_write, clean_stale_tmp,
                        write_json)
-from lm.safe_json import parse_json, read_json, read_jsonl
-from lm.safe_npz import load_arrays, save_arrays
-from lm.safe_zip import CheckpointError
+from lm.storage.safe_json import parse_json, read_json, read_jsonl
+from lm.storage.safe_npz import load_arrays, save_arrays
+from lm.storage.safe_zip import CheckpointError
 
 __all__ = ["CheckpointError", "AtomicWriteError", "atomic_write", "save_arrays",
            "load_arrays", "write_json", "read_json", "parse_json", "append_jsonl",

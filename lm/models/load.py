@@ -1,7 +1,7 @@
 """Sentiment run directories: writing config/vocab/weights/metrics, loading a classifier,
 and taking a language model's vocabulary and encoder weights (`--init_from`).
 
-Everything is written atomically and read back through lm.checkpoint's checked loaders.
+Everything is written atomically and read back through lm.storage.checkpoint's checked loaders.
 config.json: {"kind": "sentiment", "model": SentimentClassifier.config(),
 "train": the flags, "data": {"classes": [...], "drop_spaces": bool, sizes, files}}.
 """
@@ -9,10 +9,10 @@ import os
 
 import numpy as np
 
-from lm.checkpoint import (CheckpointError, append_jsonl, load_checkpoint, load_model,
+from lm.storage.checkpoint import (CheckpointError, append_jsonl, load_checkpoint, load_model,
                            save_checkpoint, write_run_metadata)
 from lm.models.classifier import SentimentClassifier
-from lm.vocab import Vocab
+from lm.text.vocab import Vocab
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 

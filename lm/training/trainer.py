@@ -1,6 +1,6 @@
 """The training loop: steps, evaluation, checkpoints, lr schedule, divergence and Ctrl-C.
 
-`train(cfg)` is importable and keeps no global state: a Session (lm.train_setup) holds
+`train(cfg)` is importable and keeps no global state: a Session (lm.training.lm_task) holds
 the data, model and optimiser; this module steps it. Per step: next batch (hidden state
 carried between BPTT windows, reset at each epoch), loss and gradients, global-norm
 clipping, optimiser step. Every `eval_every` steps: validation loss, best.npz when it
@@ -19,14 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lm.checkpoint import append_jsonl, load_arrays, save_arrays
+from lm.storage.checkpoint import append_jsonl, load_arrays, save_arrays
 from lm.cli import CliError
 from lm.evaluate import evaluate_loss
-from lm.metrics import bits_per_token, format_eval_line, perplexity
-from lm.optim import clip_grad_norm
-from lm.train_report import banner, indent, redraw_curves, sample_text, trim_metrics
-from lm.train_setup import setup
-from lm.train_state import pack_state, unpack_state
+from lm.training.metrics import bits_per_token, format_eval_line, perplexity
+from lm.training.optim import clip_grad_norm
+from lm.training.report import banner, indent, redraw_curves, sample_text, trim_metrics
+from lm.training.lm_task import setup
+from lm.training.state import pack_state, unpack_state
 
 MAX_RESTARTS = 3          # non-finite losses survived (each halves the lr) before giving up
 IMPROVE_EPS = 1e-4        # a validation loss must beat the best by this to count

@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from lm.checkpoint import atomic_write, read_jsonl
+from lm.storage.checkpoint import atomic_write, read_jsonl
 
 
 def sample_text(s, length, temperature=0.8):

@@ -2,7 +2,7 @@
 import dataclasses
 import os
 
-from lm.config import FIXED_ON_RESUME, MODEL_FLAGS, TrainConfig
+from lm.config.training import FIXED_ON_RESUME, MODEL_FLAGS, TrainConfig
 
 CHECKPOINT_FILES = ("last.npz", "best.npz")
 RUNS_ROOT = "checkpoints"
@@ -70,7 +70,7 @@ def init_from_config(source_cfg, new, given):
 
 def _run_kind(run_dir):
     try:
-        from lm.checkpoint import read_json
+        from lm.storage.checkpoint import read_json
         return read_json(os.path.join(run_dir, "config.json")).get("kind")
     except (OSError, ValueError):
         return None

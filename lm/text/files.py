@@ -95,7 +95,7 @@ def iter_text(path, encoding="utf-8", errors="strict", chunk_bytes=CHUNK_BYTES):
 
     The chunks joined are the whole normalised text. A chunk never ends inside a
     multi-byte character nor between the CR and LF of a CRLF pair; it may end inside a
-    word (tokenisers that care must carry the tail over, see lm.stream).
+    word (tokenisers that care must carry the tail over, see lm.text.stream).
     Raises FileNotFoundError / ValueError with a one-line message for bad files.
     """
     path = os.fspath(path)

@@ -1,0 +1,1 @@
+"""Configurations: the flag dataclasses (`TrainConfig`, `SentimentConfig`), their choice lists and range rules."""

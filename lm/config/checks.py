@@ -1,0 +1,69 @@
+"""Flag rules: each value checked once, with one rule, and an error that names the flag.
+
+Library code (configs, CLIs) calls these; they raise ValueError("--name ..."), which the
+command-line layer (lm.cli) prints as one `error:` line with exit status 2.
+"""
+import math
+
+
+def check_int(name, value, lo=None, hi=None):
+    """`value` as an int in [lo, hi]; `ValueError('--name ...')` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"--{name} must be an integer, got {value!r}")
+    try:
+        f = float(value)
+        iv = int(f)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"--{name} must be an integer, got {value!r}") from None
+    if iv != f:
+        raise ValueError(f"--{name} must be an integer, got {value!r}")
+    _check_range(name, iv, lo, hi, lo_open=False, hi_open=False)
+    return iv
+
+
+def check_float(name, value, lo=None, hi=None, lo_open=False, hi_open=False):
+    """`value` as a finite float in the interval; `lo_open`/`hi_open` exclude the ends."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"--{name} must be a number, got {value!r}")
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"--{name} must be a number, got {value!r}") from None
+    if not math.isfinite(f):
+        raise ValueError(f"--{name} must be finite, got {value!r}")
+    _check_range(name, f, lo, hi, lo_open, hi_open)
+    return f
+
+
+def _check_range(name, v, lo, hi, lo_open, hi_open):
+    bad_lo = lo is not None and (v <= lo if lo_open else v < lo)
+    bad_hi = hi is not None and (v >= hi if hi_open else v > hi)
+    if bad_lo or bad_hi:
+        left = "" if lo is None else ("(" if lo_open else "[") + f"{lo:g}"
+        right = "" if hi is None else f"{hi:g}" + (")" if hi_open else "]")
+        if lo is not None and hi is not None:
+            want = f"in {left}, {right}"
+        elif lo is not None:
+            want = f"{'>' if lo_open else '>='} {lo:g}"
+        else:
+            want = f"{'<' if hi_open else '<='} {hi:g}"
+        raise ValueError(f"--{name} must be {want}, got {v:g}")
+
+
+def check_choice(name, value, choices):
+    """`value` (a string) if it is one of `choices`, else an error listing them."""
+    s = str(value).lower() if isinstance(value, str) else value
+    if s not in choices:
+        raise ValueError(f"--{name} must be one of {', '.join(map(str, choices))}; got {value!r}")
+    return s
+
+
+def check_bool(name, value):
+    """fire gives `--flag` as True; also accept true/false/1/0 written out."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
+    raise ValueError(f"--{name} is a switch (--{name} or --no{name}), got {value!r}")

@@ -1,0 +1,9 @@
+"""Every choice list of `lm`, in one place: flags, configs and checkpoints check against these."""
+
+CELLS = ("lstm", "gru", "rnn")              # recurrent cells (lm.models.encoder maps them to layers)
+ENCODERS = CELLS + ("bag",)                 # classifier encoders: a cell, or no recurrence
+POOLS = ("mean", "max", "last")             # pooling of encoder states over a text's steps
+LEVELS = ("char", "word")                   # tokenisation level
+OPTIMIZERS = ("adam", "sgd")
+DTYPES = ("float32", "float64")             # parameter dtypes
+ENCODING_ERRORS = ("strict", "replace")     # what to do with undecodable bytes

@@ -1,0 +1,1 @@
+"""Training: the one `Trainer` for every model, optimisers, evaluation, metrics, curves and each model's task setup."""
