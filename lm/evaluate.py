@@ -85,7 +85,7 @@ def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128
     from lm.training.metrics import bits_per_token, perplexity
     from lm.storage.run_dir import check_run_dir, find_latest_run
     from lm.text.stream import load_corpus
-    from lm.training.lm_task import load_run
+    from lm.models.load import load_language_model as load_run
 
     if file is None:
         raise ValueError("give the text file to evaluate: python -m lm.evaluate "

@@ -119,7 +119,7 @@ def main(checkpoint=None, start=None, length=500, temperature=1.0, top_k=0, top_
       threads: BLAS threads (1 is fastest for one token at a time; auto or N)
     """
     from lm.storage.run_dir import check_run_dir, find_latest_run
-    from lm.training.lm_task import load_run
+    from lm.models.load import load_language_model as load_run
 
     from lm.cli import choose_threads as choose
     choose(check_str("threads", threads))  # range check; the count was set at start-up

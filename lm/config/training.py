@@ -118,3 +118,44 @@ FIXED_ON_RESUME = ("corpus", "level", "lowercase", "min_count", "max_vocab", "li
                    "seq_length", "batch_size", "optimizer", "seed", "dtype")
 # Flags taken from the source run with --init_from (they define the weights' shapes).
 MODEL_FLAGS = ("cell", "embed_size", "hidden_size", "num_layers", "tie_weights")
+
+
+def resume_config(saved, new, given):
+    """The config of a resumed run: the saved one, with the run-control flags given now.
+
+    Flags that define the model or data (FIXED_ON_RESUME) keep their saved values; giving a
+    different value for one of them is an error rather than a silent change.
+    """
+    merged = dataclasses.replace(saved)
+    for name in given:
+        value = getattr(new, name)
+        if name in FIXED_ON_RESUME:
+            if value != getattr(saved, name) and name != "corpus":
+                raise ValueError(f"--{name} {value} differs from the resumed run's "
+                                 f"{getattr(saved, name)}; a resumed run keeps its model and "
+                                 f"data settings (use --init_from to start a new run from it)")
+        elif name not in ("resume", "out_dir", "init_from"):
+            setattr(merged, name, value)
+    merged.resume = True
+    merged.out_dir = new.out_dir
+    return merged.validate()
+
+
+def init_from_config(source_cfg, new, given):
+    """A new run's config that starts from another run: the source's model shape and text
+    handling (its vocabulary is reused), everything else from `new`."""
+    fixed = MODEL_FLAGS + ("level", "lowercase")
+    merged = dataclasses.replace(new)
+    for name in fixed:
+        if name in given and getattr(new, name) != getattr(source_cfg, name):
+            raise ValueError(f"--{name} {getattr(new, name)} differs from the --init_from run's "
+                             f"{getattr(source_cfg, name)}; the weights fix it")
+        setattr(merged, name, getattr(source_cfg, name))
+    return merged.validate()
+
+
+def train_config_from_json(d):
+    """The TrainConfig saved in a run's config.json."""
+    if not isinstance(d, dict) or not isinstance(d.get("train"), dict):
+        raise ValueError("config.json has no \"train\" section")
+    return TrainConfig.from_dict(d["train"]).validate()

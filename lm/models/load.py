@@ -9,9 +9,12 @@ import os
 
 import numpy as np
 
-from lm.storage.checkpoint import (CheckpointError, append_jsonl, load_checkpoint, load_model,
-                           save_checkpoint, write_run_metadata)
+from lm.config.training import train_config_from_json
 from lm.models.classifier import SentimentClassifier
+from lm.models.language_model import LanguageModelRNN
+from lm.storage.checkpoint import (CheckpointError, append_jsonl, load_checkpoint, load_model,
+                                   read_json, save_checkpoint, write_run_metadata)
+from lm.storage.run_dir import check_run_dir
 from lm.text.vocab import Vocab
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -107,3 +110,22 @@ def copy_encoder_weights(model, enc_arrays, source="--init_from"):
     for n in names:
         np.copyto(model.params[n], enc_arrays[n], casting="unsafe")
     return names
+
+
+def load_language_model(run_dir, which="best"):
+    """(model, vocab, TrainConfig) of a language-model run; weights from `which`.npz,
+    every file checked by lm.checkpoint. "best" falls back to last.npz if there is none."""
+    run_dir = check_run_dir(run_dir)
+    name = f"{which}.npz"
+    if which == "best" and not os.path.exists(os.path.join(run_dir, name)):
+        name = "last.npz"
+    meta = read_json(os.path.join(run_dir, "config.json"))
+    if meta.get("kind") != "language_model":
+        raise ValueError(f"{run_dir} is a {meta.get('kind')} run, not a language model")
+    cfg = train_config_from_json(meta)
+    dtype = DTYPES[cfg.dtype]
+    model, _, vocab_json, _ = load_model(
+        run_dir, lambda d: LanguageModelRNN.from_config(d, dtype=dtype), name)
+    vocab = Vocab.from_json(vocab_json)
+    model.eval()
+    return model, vocab, cfg

@@ -1,8 +1,5 @@
-"""Run directories: default names, refusing to overwrite, resume/init_from configs, finding runs."""
-import dataclasses
+"""Run directories: default names, refusing to overwrite, finding the latest run."""
 import os
-
-from lm.config.training import FIXED_ON_RESUME, MODEL_FLAGS, TrainConfig
 
 CHECKPOINT_FILES = ("last.npz", "best.npz")
 RUNS_ROOT = "checkpoints"
@@ -32,40 +29,6 @@ def check_new_run_dir(run_dir):
     if os.path.isdir(run_dir) and has_checkpoint(run_dir):
         raise ValueError(f"{run_dir} already holds a trained run; pass --resume to continue it "
                          f"or --out_dir NEW_DIR to start a new one (nothing was changed)")
-
-
-def resume_config(saved, new, given):
-    """The config of a resumed run: the saved one, with the run-control flags given now.
-
-    Flags that define the model or data (FIXED_ON_RESUME) keep their saved values; giving a
-    different value for one of them is an error rather than a silent change.
-    """
-    merged = dataclasses.replace(saved)
-    for name in given:
-        value = getattr(new, name)
-        if name in FIXED_ON_RESUME:
-            if value != getattr(saved, name) and name != "corpus":
-                raise ValueError(f"--{name} {value} differs from the resumed run's "
-                                 f"{getattr(saved, name)}; a resumed run keeps its model and "
-                                 f"data settings (use --init_from to start a new run from it)")
-        elif name not in ("resume", "out_dir", "init_from"):
-            setattr(merged, name, value)
-    merged.resume = True
-    merged.out_dir = new.out_dir
-    return merged.validate()
-
-
-def init_from_config(source_cfg, new, given):
-    """A new run's config that starts from another run: the source's model shape and text
-    handling (its vocabulary is reused), everything else from `new`."""
-    fixed = MODEL_FLAGS + ("level", "lowercase")
-    merged = dataclasses.replace(new)
-    for name in fixed:
-        if name in given and getattr(new, name) != getattr(source_cfg, name):
-            raise ValueError(f"--{name} {getattr(new, name)} differs from the --init_from run's "
-                             f"{getattr(source_cfg, name)}; the weights fix it")
-        setattr(merged, name, getattr(source_cfg, name))
-    return merged.validate()
 
 
 def _run_kind(run_dir):
@@ -106,10 +69,3 @@ def check_run_dir(run_dir, flag="checkpoint"):
     if not has_checkpoint(run_dir):
         raise FileNotFoundError(f"--{flag} {run_dir} holds no best.npz or last.npz")
     return run_dir
-
-
-def train_config_from_json(d):
-    """The TrainConfig saved in a run's config.json."""
-    if not isinstance(d, dict) or not isinstance(d.get("train"), dict):
-        raise ValueError("config.json has no \"train\" section")
-    return TrainConfig.from_dict(d["train"]).validate()

@@ -5,17 +5,16 @@ from typing import Any, Optional
 
 import numpy as np
 
-from lm.storage.checkpoint import clean_stale_tmp, load_arrays, load_model, read_json, write_json
-from lm.config.training import TrainConfig
-from lm.text.corpora import corpus_info, resolve_corpus
+from lm.config.training import TrainConfig, init_from_config, resume_config, train_config_from_json
 from lm.data.batchers import make_batcher, split_corpus
 from lm.models.language_model import LanguageModelRNN
-from lm.training.optim import SGD, Adam
-from lm.storage.run_dir import (check_new_run_dir, check_run_dir, default_run_dir, init_from_config,
-                        resume_config, train_config_from_json)
+from lm.storage.checkpoint import clean_stale_tmp, load_arrays, read_json, write_json
+from lm.storage.run_dir import check_new_run_dir, check_run_dir, default_run_dir
+from lm.text.corpora import corpus_info, resolve_corpus
 from lm.text.stream import load_corpus
-from lm.training.state import SCALARS, copy_params, unpack_state
 from lm.text.vocab import Vocab
+from lm.training.optim import SGD, Adam
+from lm.training.state import SCALARS, copy_params, unpack_state
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -39,29 +38,6 @@ class Session:
     notes: list = field(default_factory=list)     # messages for the banner
 
 
-def read_run_json(run_dir, name):
-    return read_json(os.path.join(run_dir, name))
-
-
-def load_run(run_dir, which="best"):
-    """(model, vocab, TrainConfig) of a language-model run; weights from `which`.npz,
-    every file checked by lm.checkpoint. "best" falls back to last.npz if there is none."""
-    run_dir = check_run_dir(run_dir)
-    name = f"{which}.npz"
-    if which == "best" and not os.path.exists(os.path.join(run_dir, name)):
-        name = "last.npz"
-    meta = read_run_json(run_dir, "config.json")
-    if meta.get("kind") != "language_model":
-        raise ValueError(f"{run_dir} is a {meta.get('kind')} run, not a language model")
-    cfg = train_config_from_json(meta)
-    dtype = DTYPES[cfg.dtype]
-    model, _, vocab_json, _ = load_model(
-        run_dir, lambda d: LanguageModelRNN.from_config(d, dtype=dtype), name)
-    vocab = Vocab.from_json(vocab_json)
-    model.eval()
-    return model, vocab, cfg
-
-
 def build_model(cfg, vocab_size, rng):
     return LanguageModelRNN(vocab_size, cfg.embed_size, cfg.hidden_size, cell=cfg.cell,
                             num_layers=cfg.num_layers, dropout=cfg.dropout,
@@ -83,19 +59,19 @@ def _run_dir_for(cfg, given):
         if not os.path.isfile(os.path.join(run_dir, "last.npz")):
             raise FileNotFoundError(f"--resume: {run_dir} holds no last.npz to resume from"
                                     + ("" if cfg.out_dir else " (pass --out_dir RUN_DIR)"))
-        meta = read_run_json(run_dir, "config.json")
+        meta = read_json(os.path.join(run_dir, "config.json"))
         saved = train_config_from_json(meta)
         cfg = resume_config(saved, cfg, given)
         saved_path = (meta.get("data") or {}).get("path")
         if isinstance(saved_path, str) and os.path.isfile(saved_path):
             cfg.corpus = saved_path  # the same file, whatever the current directory
-        vocab = Vocab.from_json(read_run_json(run_dir, "vocab.json"))
+        vocab = Vocab.from_json(read_json(os.path.join(run_dir, "vocab.json")))
     else:
         if cfg.init_from:
             source = check_run_dir(cfg.init_from, "init_from")
-            src_cfg = train_config_from_json(read_run_json(source, "config.json"))
+            src_cfg = train_config_from_json(read_json(os.path.join(source, "config.json")))
             cfg = init_from_config(src_cfg, cfg, given)
-            vocab = Vocab.from_json(read_run_json(source, "vocab.json"))
+            vocab = Vocab.from_json(read_json(os.path.join(source, "vocab.json")))
             if cfg.line_mode and vocab.bos_id is None:
                 raise ValueError(f"--init_from {source} was trained without --line_mode; "
                                  f"its vocabulary has no <bos>/<eos>")
