@@ -9,7 +9,6 @@ turns the expected failures into one line on stderr:
     KeyboardInterrupt                                     -> `interrupted`, exit 130
     BrokenPipeError (stdout closed by `| head`)           -> silent, exit 141
 """
-import math
 import os
 import signal
 import sys
@@ -49,10 +48,15 @@ def run_cli(fn, argv=None, command=None):
     import fire  # only CLIs import fire
 
     os.environ.setdefault("PAGER", "cat")  # fire's --help must not wait for a pager
+    args = sys.argv[1:] if argv is None else argv
+    prog = _prog_name()
+    name = f"{prog} {command}" if prog and command else prog
     try:
-        check_known_flags(fn, sys.argv[1:] if argv is None else argv)
-        prog = _prog_name()
-        fire.Fire(fn, command=argv, name=f"{prog} {command}" if prog and command else prog)
+        if _asks_help(args):
+            print(help_text(fn, name or getattr(fn, "__name__", "")))
+            return
+        check_known_flags(fn, args)
+        fire.Fire(fn, command=argv, name=name)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a further Ctrl-C must not break the exit
@@ -67,6 +71,72 @@ def run_cli(fn, argv=None, command=None):
     except (ValueError, OSError) as exc:  # CheckpointError is a ValueError
         print(f"error: {error_message(exc)}", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+
+
+def _asks_help(argv):
+    for arg in argv:
+        if arg == "--":
+            return False
+        if arg in ("-h", "--help", "--helpfull"):
+            return True
+    return False
+
+
+def help_text(fn, name):
+    """fire's help page of `fn`, without the `INFO:` line fire prints before it."""
+    from fire import helptext, trace
+
+    text = helptext.HelpText(fn, trace=trace.FireTrace(fn, name=name))
+    return text.replace(f"'{name}'", name)
+
+
+# ---- commands whose flags are a config dataclass's fields -----------------------
+
+def field_help(cls):
+    """{field name: its comment} from the `name: type = default  # comment` lines of a
+    dataclass: the comment on each field is the one description of its flag."""
+    import inspect
+    import re
+
+    found = {}
+    for line in inspect.getsource(cls).splitlines():
+        m = re.match(r"\s+(\w+): [^=]+= .*?#\s*(.+)$", line)
+        if m:
+            found[m.group(1)] = m.group(2).strip()
+    return found
+
+
+def config_command(cls, run, summary, positional=(), hidden=(), extra=()):
+    """A command for `run_cli` whose flags are the fields of dataclass `cls`.
+
+    The signature (what fire parses and --help lists) and the Args text come from the
+    fields, their defaults and their comments, so a flag is declared once. `run(values)`
+    gets {name: value} for every field and extra flag. positional: field names also taken
+    as positional arguments (e.g. the corpus); hidden: fields left off the command line;
+    extra: (name, default, help) flags that are not fields (e.g. threads).
+    """
+    import dataclasses
+    import inspect
+
+    P = inspect.Parameter
+    helps = field_help(cls)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.name not in hidden}
+    params = [P(n, P.POSITIONAL_OR_KEYWORD, default=None) for n in positional]
+    params += [P(n, P.KEYWORD_ONLY, default=d) for n, d in defaults.items() if n not in positional]
+    params += [P(n, P.KEYWORD_ONLY, default=d) for n, d, _ in extra]
+    sig = inspect.Signature(params)
+    docs = {**helps, **{n: h for n, _, h in extra}}
+
+    def command(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return run(dict(bound.arguments))
+
+    command.__signature__ = sig
+    command.__name__ = getattr(run, "__name__", "command")
+    command.__doc__ = summary.rstrip() + "\n\nArgs:\n" + "".join(
+        f"  {p.name}: {docs.get(p.name, '')}\n" for p in params)
+    return command
 
 
 FIRE_FLAGS = {"help", "helpfull", "trace", "verbose", "interactive", "completion",

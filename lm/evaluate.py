@@ -1,8 +1,6 @@
 """Held-out loss of a language model: `python -m lm.evaluate --checkpoint DIR FILE`.
 
-The library part (`evaluate_loss`) is what the trainer uses for validation: the mean
-negative log-likelihood per target token, in nats, with the hidden state carried
-across BPTT windows exactly as in training (or per padded line in line mode).
+The scoring itself is lm.training.evaluation's `evaluate_loss`, the trainer's validation.
 """
 import sys
 
@@ -11,58 +9,6 @@ if __name__ == "__main__":  # BLAS threads must be chosen before numpy loads
     apply_threads(sys.argv[1:])
 
 import numpy as np  # noqa: E402
-
-from lm.layers.losses import temporal_softmax_loss  # noqa: E402
-
-
-def _windows_loss(model, windows, carry_state, should_stop):
-    """Sum of NLL (nats) and number of target tokens over (x, y[, mask]) windows."""
-    total, count, state = 0.0, 0, None
-    for batch in windows:
-        if should_stop is not None and should_stop():
-            return None, count
-        x, y, mask = batch if len(batch) == 3 else (*batch, None)
-        scores, new_state = model.forward(x, state if carry_state else None, mask)
-        loss, _ = temporal_softmax_loss(scores, y, mask, overwrite_scores=True)
-        total += float(loss) * x.shape[0]  # the loss is summed over T, averaged over N
-        count += x.size if mask is None else int(np.count_nonzero(mask))
-        state = new_state
-    return total, count
-
-
-def evaluate_loss(model, data, vocab, batch_size=64, seq_length=64, max_tokens=0,
-                  should_stop=None):
-    """Mean NLL per target token (nats) of `data` under `model`, dropout off.
-
-    data: a 1-D id array (cut into `batch_size` parallel streams, windows of
-    `seq_length`, state carried; at most about `max_tokens` targets when > 0), or
-    `lm.data.batchers.Lines` (line mode: each line scored as <bos> line -> line <eos>).
-    Returns None if `should_stop()` became true on the way (Ctrl-C).
-    """
-    from lm.data.batchers import BPTTBatcher, LineBatcher, Lines
-
-    was_training = model.training
-    model.eval()
-    try:
-        if isinstance(data, Lines):
-            batches = LineBatcher(data, batch_size, shuffle=False, bos_id=vocab.bos_id,
-                                  eos_id=vocab.eos_id)
-            total, count = _windows_loss(model, batches, False, should_stop)
-        else:
-            batcher = BPTTBatcher(data, batch_size, seq_length)
-            n_windows = len(batcher)
-            if max_tokens:
-                per_window = batcher.batch_size * batcher.seq_length
-                n_windows = min(n_windows, max(1, -(-max_tokens // per_window)))
-            windows = (batcher.batch(k) for k in range(n_windows))
-            total, count = _windows_loss(model, windows, True, should_stop)
-    finally:
-        model.train(was_training)
-    if total is None:
-        return None
-    if count == 0:
-        raise ValueError("nothing to evaluate: no target tokens")
-    return total / count
 
 
 def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128,
@@ -82,6 +28,7 @@ def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128
     from lm.cli import check_str
     from lm.config.checks import check_choice, check_int
     from lm.data.batchers import Lines
+    from lm.training.evaluation import evaluate_loss
     from lm.training.metrics import bits_per_token, perplexity
     from lm.storage.run_dir import check_run_dir, find_latest_run
     from lm.text.stream import load_corpus

@@ -10,87 +10,64 @@ import sys
 if __name__ == "__main__":  # before numpy loads OpenBLAS: with these small matrices one
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # thread is ~4x faster than several
 
-import dataclasses  # noqa: E402
-
 import numpy as np  # noqa: E402
 
-from lm.cli import check_str, given_flags, raw_flag, run_cli  # noqa: E402
+from lm.cli import (EXIT_INTERRUPTED, CliError, check_str, config_command,  # noqa: E402
+                    given_flags, raw_flag, run_cli)
 from lm.config.checks import check_int  # noqa: E402
 from lm.config.sentiment import SentimentConfig  # noqa: E402
-
-_D = SentimentConfig()
-FLAGS = tuple(f.name for f in dataclasses.fields(SentimentConfig))
 # fixed by the --init_from language model (its weights and vocabulary)
 LM_FIXED = ("cell", "embed_size", "hidden_size", "num_layers", "level", "lowercase")
 
 
-def train(data=None, neg=None, test=None, val_frac=_D.val_frac, test_frac=_D.test_frac,
-          seed=_D.seed, level=_D.level, lowercase=_D.lowercase, min_count=_D.min_count,
-          cell=_D.cell, bidirectional=_D.bidirectional, pool=_D.pool,
-          embed_size=_D.embed_size, hidden_size=_D.hidden_size, num_layers=_D.num_layers,
-          dropout=_D.dropout, max_epochs=_D.max_epochs, batch_size=_D.batch_size,
-          learning_rate=_D.learning_rate, weight_decay=_D.weight_decay,
-          grad_clip=_D.grad_clip, time_budget=_D.time_budget, init_from=None,
-          freeze_encoder=False, out_dir=None, encoding=_D.encoding,
-          encoding_errors=_D.encoding_errors, dtype=_D.dtype):
-    """Train a sentiment classifier; prints train/validation/test loss and accuracy per epoch.
+TRAIN_SUMMARY = """Train a sentiment classifier; prints train/validation/test loss and accuracy.
 
-    Keeps the epoch with the best validation accuracy in RUN_DIR/best.npz and writes
-    config.json, vocab.json, metrics.jsonl, last.npz and curves.png.
+Evaluates after each epoch (or every --eval_every steps), keeps the best validation
+accuracy in RUN_DIR/best.npz and writes config.json, vocab.json, metrics.jsonl, last.npz
+and curves.png. Ctrl-C saves last.npz; `--resume --out_dir RUN_DIR` continues exactly
+(no data file needed: the run knows its data; --max_epochs/--time_budget may be given anew).
+DATA: label<TAB>text lines (labels 0/1 or names; CSV-quoted fields allowed)."""
 
-    Args:
-      data: label<TAB>text file (labels 0/1 or names; CSV-quoted fields allowed)
-      neg: file of negative sentences, one a line (DATA is then the positive sentences)
-      test: separate test file (label<TAB>text); default: --test_frac of DATA
-      val_frac: fraction of DATA held out for validation (chooses the best epoch)
-      test_frac: fraction of DATA held out for test (ignored with --test)
-      seed: random seed of the split, initialisation, dropout and batch order
-      level: word or char tokens
-      lowercase: lowercase the texts first (--nolowercase to keep case)
-      min_count: training tokens seen fewer times become <unk>
-      cell: encoder: bag (mean of embeddings, no recurrence), rnn, gru or lstm
-      bidirectional: read each text in both directions
-      pool: pooling of the encoder states over each text: mean, max or last
-      embed_size: token embedding width
-      hidden_size: recurrent state width per direction
-      num_layers: stacked recurrent layers
-      dropout: dropout on embeddings, between layers and before the output layer
-      max_epochs: passes over the training set
-      batch_size: examples per step
-      learning_rate: Adam learning rate
-      weight_decay: L2 penalty on the weight matrices
-      grad_clip: clip the global gradient norm to this (0 = off)
-      time_budget: stop after the epoch in which this many training seconds pass (0 = none)
-      init_from: language-model run directory: use its vocabulary and encoder weights
-      freeze_encoder: with --init_from, train only the output layer
-      out_dir: run directory (default checkpoints/sentiment-<data>-<cell>)
-      encoding: text encoding of the files
-      encoding_errors: strict or replace
-      dtype: float32 or float64
-    """
-    from lm.training.sentiment_task import train_run
 
-    if data is None:
-        raise ValueError("give the training data: python -m lm.sentiment train DATA "
-                         "(label<TAB>text lines)")
-    values = dict(locals())
-    values.pop("train_run")
+def run_train(values):
+    """Check the flags, train, report (lm.training.classifier_task does the work)."""
+    from lm.training.classifier_task import train as train_classifier
+    from lm.training.trainer import TrainingDiverged
+
+    argv = _CLI_ARGV or []
     for name in ("data", "neg", "test", "init_from", "out_dir"):
         v = values[name]
-        values[name] = "" if v is None else (raw_flag(name, _CLI_ARGV or []) or str(v))
-    if "data" not in given_flags({"data"}, _CLI_ARGV or []):
+        values[name] = "" if v is None else (raw_flag(name, argv) or str(v))
+    if values["data"] and "data" not in given_flags({"data"}, argv):
         values["data"] = (_raw_positionals(1) or [values["data"]])[0]
+    given = given_flags(set(values), argv) | ({"data"} if values["data"] else set())
     cfg = SentimentConfig(**values).validate()
-    if cfg.init_from:
-        _check_lm_flags(cfg, given_flags(set(LM_FIXED), _CLI_ARGV or []))
-    result = train_run(cfg)  # the best epoch's metrics
-    test_part = "" if result.get("test_acc") is None else \
-        f", test accuracy {_pct(result['test_acc'])}"
-    print(f"best epoch {result['epoch']}: validation accuracy "
-          f"{_pct(result['val_acc'])}{test_part}; {result['elapsed']:.1f}s of training")
-    print(f"saved {result['run_dir']}/best.npz")
-    print(f"predict  python -m lm.sentiment predict --checkpoint {result['run_dir']} \"some text\"")
+    if cfg.resume and cfg.data:
+        raise ValueError("--resume takes no data file: the run knows its data "
+                         "(python -m lm.sentiment train --resume --out_dir RUN_DIR)")
+    if cfg.init_from and not cfg.resume:
+        _check_lm_flags(cfg, given & set(LM_FIXED))
+    try:
+        result, best = train_classifier(cfg, given)
+    except TrainingDiverged as e:
+        raise CliError(str(e), code=1) from None
+    run = result.run_dir
+    if best is not None:
+        test_part = "" if best.get("test_acc") is None else \
+            f", test accuracy {_pct(best['test_acc'])}"
+        print(f"best epoch {best['epoch']:g} (step {best['step']}): validation accuracy "
+              f"{_pct(best['val_acc'])}{test_part}; {best['elapsed']:.1f}s of training")
+        print(f"saved {run}/best.npz")
+    print(f"stopped at step {result.step:,}: {result.reason.replace('_', ' ')}; "
+          f"saved {run}/last.npz")
+    print(f"predict  python -m lm.sentiment predict --checkpoint {run} \"some text\"")
+    print(f"resume   python -m lm.sentiment train --resume --out_dir {run}")
     sys.stdout.flush()
+    if result.reason == "interrupted":
+        sys.exit(EXIT_INTERRUPTED)
+
+
+train = config_command(SentimentConfig, run_train, TRAIN_SUMMARY, positional=("data",))
 
 
 def _pct(x):
@@ -130,8 +107,8 @@ def _raw_positionals(count):
     return out[:count] if count else out
 
 
-_SWITCHES = {"lowercase", "bidirectional", "freeze_encoder", "nolowercase",
-             "nobidirectional", "nofreeze_encoder"}
+_SWITCHES = {"lowercase", "bidirectional", "freeze_encoder", "resume", "nolowercase",
+             "nobidirectional", "nofreeze_encoder", "noresume"}
 
 
 def _is_switch(arg):
@@ -146,9 +123,9 @@ def predict(*texts, checkpoint=None, batch_size=64):
       checkpoint: sentiment run directory (from `python -m lm.sentiment train`)
       batch_size: texts per forward pass
     """
-    from lm.data.labeled import encode_texts
+    from lm.data.labeled import LabeledIds, encode_texts
     from lm.models.load import load_classifier
-    from lm.training.sentiment_task import LabeledIds, evaluate
+    from lm.training.evaluation import evaluate_classifier as evaluate
 
     model, vocab, config = load_classifier(_checkpoint(checkpoint))
     batch_size = check_int("batch_size", batch_size, 1, 100000)
@@ -179,7 +156,7 @@ def evaluate(file=None, checkpoint=None, batch_size=64, max_errors=20):
     """
     from lm.data.labeled import class_index, read_examples, subset
     from lm.models.load import load_classifier
-    from lm.training.sentiment_task import evaluate as run_eval
+    from lm.training.evaluation import evaluate_classifier as run_eval
 
     if file is None:
         raise ValueError("give a labelled file: python -m lm.sentiment evaluate "

@@ -8,7 +8,7 @@ import pytest
 
 from lm.text import corpora
 from lm.text.corpora import load_registry, pydoc_text, resolve_corpus, sha256_file
-from lm.data.batchers import load_corpus
+from lm.text.stream import load_corpus
 
 DATA = os.environ.get("LM_DATA_DIR")
 URLOPEN = urllib.request.urlopen  # the real one, for file:// URLs only

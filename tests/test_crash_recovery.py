@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lm.storage.checkpoint import load_arrays
-from test_train_cli import corpus_text, env, metrics
+from conftest import cli_env as env, corpus_text, metrics
 
 SMALL = ["--hidden_size", "16", "--embed_size", "8", "--seq_length", "8", "--batch_size", "4",
          "--sample_length", "0"]
@@ -25,14 +25,24 @@ def start(cwd, *args):
 
 
 def n_metrics(run_dir):
+    """Evaluations logged so far."""
     path = os.path.join(run_dir, "metrics.jsonl")
-    return len(metrics(run_dir)) if os.path.exists(path) else 0
+    return len(metrics(run_dir, "eval")) if os.path.exists(path) else 0
+
+
+def last_step(run_dir):
+    try:
+        return int(load_arrays(os.path.join(run_dir, "last.npz"))["state/step"])
+    except (OSError, ValueError, KeyError):
+        return -1
 
 
 def wait_for_new_eval(proc, run_dir, count, timeout=30.0):
-    """Wait until metrics.jsonl holds more than `count` lines (last.npz saved before it)."""
+    """Wait until metrics.jsonl holds more than `count` evaluations and last.npz has
+    caught up with the newest (the row is written first, then last.npz)."""
     deadline = time.monotonic() + timeout
-    while n_metrics(run_dir) <= count:
+    while n_metrics(run_dir) <= count or \
+            last_step(run_dir) < metrics(run_dir, "eval")[-1]["step"]:
         assert proc.poll() is None, open(os.path.join(run_dir, "..", "..", "stderr.txt")).read()
         assert time.monotonic() < deadline, "no evaluation logged in time"
         time.sleep(0.02)
@@ -97,8 +107,9 @@ def test_sigkill_at_random_moments_always_leaves_a_resumable_run(tmp_path):
     assert proc.wait(timeout=60) == 0, (tmp_path / "stderr.txt").read_text()
     assert saved_step(run_dir) == step + 2
     assert tmp_files(run_dir) == []
-    rows = metrics(run_dir)
-    assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # no duplicates
+    for kind in ("eval", "train"):  # no duplicates: a resumed run drops what it replays
+        rows = metrics(run_dir, kind)
+        assert [r["step"] for r in rows] == sorted({r["step"] for r in rows}), kind
 
 
 def wait_for_save_start(proc, run_dir, timeout=10.0):

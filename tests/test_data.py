@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lm.data.batchers import (BPTTBatcher, LineBatcher, Lines, load_corpus, make_batcher, split_corpus,
+from lm.text.stream import load_corpus
+from lm.data.batchers import (BPTTBatcher, LineBatcher, Lines, make_batcher, split_corpus,
                      split_ids, split_lines)
 from lm.text.files import read_text
 from lm.text.vocab import LINE_SPECIALS, Vocab, tokenize
@@ -169,14 +170,14 @@ def test_bptt_targets_shifted_and_windows_continue():
     assert b.note is None and len(b) == 7  # streams of 34 tokens: 33 targets, ceil(33/5)
     batches = list(b)
     data = ids[:102].reshape(3, 34)
-    for k, (x, y) in enumerate(batches):
+    for k, (x, y, _, _) in enumerate(batches):
         assert x.dtype == np.int64 and x.shape == y.shape
         assert (y[:, :-1] == x[:, 1:]).all() and (y == x + 1).all()
         assert (x == data[:, 5 * k:5 * k + x.shape[1]]).all()
         if k:
             assert (x[:, 0] == batches[k - 1][1][:, -1]).all()  # carry the state over
     assert batches[-1][0].shape == (3, 3)  # the short last window
-    targets = np.concatenate([y for _, y in batches], axis=1)
+    targets = np.concatenate([b.targets for b in batches], axis=1)
     assert (targets == data[:, 1:]).all()  # every token a target once
     assert b.epoch == 1 and b.position == 0
 
@@ -192,8 +193,8 @@ def test_bptt_resume_mid_epoch_is_exact():
     b = BPTTBatcher(ids, 4, 7)
     b.load_state_dict(state)
     for _ in range(2 * len(a)):
-        xa, ya = a.next_batch()
-        xb, yb = b.next_batch()
+        xa, ya, _, _ = a.next_batch()
+        xb, yb, _, _ = b.next_batch()
         assert (xa == xb).all() and (ya == yb).all() and a.starts_epoch == b.starts_epoch
     with pytest.raises(ValueError, match="cannot resume.*batch_size 4"):
         BPTTBatcher(ids, 8, 7).load_state_dict(state)
@@ -206,7 +207,7 @@ def test_bptt_iteration_resumes_after_last_yield():
     assert b.position == 3 and b.starts_epoch is False
     c = BPTTBatcher(np.arange(50), 2, 4)
     c.load_state_dict(b.state_dict())
-    rest = [x for x, _ in c]
+    rest = [b.inputs for b in c]
     assert len(first) + len(rest) == len(b)
     assert (rest[0] == first[-1] + 4).all()
 
@@ -223,7 +224,7 @@ def test_bptt_shrinks_small_corpus_with_note(n, N, T, expect):
     b = BPTTBatcher(np.arange(n), N, T)
     assert (b.batch_size, b.seq_length) == expect
     assert f"too small for batch_size {N} x seq_length {T}" in b.note
-    x, y = b.batch(0)
+    x, y, _, _ = b.batch(0)
     assert x.shape == expect and (y == x + 1).all()
 
 
@@ -245,7 +246,7 @@ def _lines(n, rng):
 def test_line_batches_frame_pad_and_mask():
     lines = [np.array([5, 6, 7]), np.array([8]), np.array([9, 10])]
     b = LineBatcher(lines, 3, shuffle=False)
-    (x, y, mask), = list(b)
+    (x, y, mask, _), = list(b)
     order = [1, 2, 0]  # sorted by length
     assert x.tolist() == [[1, 8, 0, 0], [1, 9, 10, 0], [1, 5, 6, 7]]
     assert y.tolist() == [[8, 2, 0, 0], [9, 10, 2, 0], [5, 6, 7, 2]]
@@ -259,7 +260,7 @@ def test_line_epoch_covers_every_line_once_with_little_padding():
     lines = _lines(500, rng)
     b = LineBatcher(lines, 16, rng)
     seen, valid, total = [], 0, 0
-    for x, y, mask in b:
+    for x, y, mask, _ in b:
         for r in range(len(x)):
             seen.append(tuple(y[r, mask[r]][:-1]))
         valid, total = valid + mask.sum(), total + mask.size
@@ -276,11 +277,11 @@ def test_line_resume_and_seeded_order():
     b = LineBatcher(lines, 8, np.random.default_rng(999))  # another rng: state decides
     b.load_state_dict(state)
     for _ in range(len(a) + 2):
-        for u, v in zip(a.next_batch(), b.next_batch()):
+        for u, v in zip(a.next_batch()[:3], b.next_batch()[:3]):
             assert (u == v).all()
-    e0 = [x.tolist() for x, _, _ in LineBatcher(lines, 8, np.random.default_rng(7))]
-    e0b = [x.tolist() for x, _, _ in LineBatcher(lines, 8, np.random.default_rng(7))]
-    e1 = [x.tolist() for x, _, _ in LineBatcher(lines, 8, np.random.default_rng(8))]
+    e0 = [x.tolist() for x, _, _, _ in LineBatcher(lines, 8, np.random.default_rng(7))]
+    e0b = [x.tolist() for x, _, _, _ in LineBatcher(lines, 8, np.random.default_rng(7))]
+    e1 = [x.tolist() for x, _, _, _ in LineBatcher(lines, 8, np.random.default_rng(8))]
     assert e0 == e0b and e0 != e1
 
 

@@ -9,6 +9,7 @@ from lm.layers.gradcheck import eval_numerical_gradient
 from lm.models.language_model import LanguageModelRNN
 from lm.training.optim import Adam
 from lm.models.sampling import sample_from_logits
+from lm.data.batch import Batch
 
 CELLS = ["rnn", "lstm", "gru"]
 
@@ -33,7 +34,7 @@ def check_model_gradients(model, ids, targets, mask=None, state=None, rng=None):
     def f():
         if rng is not None:
             rng.bit_generator.state = saved
-        return model.loss(ids, targets, mask=mask, state=state)[0]
+        return model.loss(Batch(ids, targets, mask), state=state)[0]
 
     f()
     analytic = {k: g.copy() for k, g in model.grads.items()}
@@ -95,22 +96,22 @@ def test_loss_is_mean_nll_per_valid_token():
     logp = scores - scores.max(-1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(-1, keepdims=True))
     nll = -np.take_along_axis(logp, targets[..., None], -1)[..., 0]
-    loss, _ = model.loss(ids, targets, mask)
+    loss, _ = model.loss(Batch(ids, targets, mask))
     assert loss == pytest.approx(nll[mask].mean(), rel=1e-12)
-    loss, _ = model.loss(ids, targets)
+    loss, _ = model.loss(Batch(ids, targets))
     assert loss == pytest.approx(nll.mean(), rel=1e-12)
     with pytest.raises(ValueError, match="valid"):
-        model.loss(ids, targets, np.zeros_like(mask))
+        model.loss(Batch(ids, targets, np.zeros_like(mask)))
     with pytest.raises(ValueError, match="shape"):
-        model.loss(ids, targets[:, :2])
+        model.loss(Batch(ids, targets[:, :2]))
 
 
 def test_loss_zeroes_grads_first():
     model = make("lstm")
     ids, targets = batch()
-    model.loss(ids, targets)
+    model.loss(Batch(ids, targets))
     once = {k: g.copy() for k, g in model.grads.items()}
-    model.loss(ids, targets)
+    model.loss(Batch(ids, targets))
     for k in once:
         np.testing.assert_array_equal(model.grads[k], once[k])
 
@@ -246,9 +247,9 @@ def test_tiny_model_overfits_a_repeated_sequence(cell):
     ids, targets = seq[None, :-1], seq[None, 1:]
     model = LanguageModelRNN(V, 8, 16, cell=cell, rng=0)
     opt = Adam(model, lr=0.02)
-    first = model.loss(ids, targets)[0]
+    first = model.loss(Batch(ids, targets))[0]
     for _ in range(250):
-        loss, _ = model.loss(ids, targets)
+        loss, _ = model.loss(Batch(ids, targets))
         opt.step()
     assert first > 0.8 * math.log(V)
     assert loss < 0.1, loss

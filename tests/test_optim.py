@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lm.training.optim import SGD, Adam, clip_grad_norm
+from conftest import adam_reference
 
 
 class Quadratic:
@@ -20,22 +21,6 @@ class Quadratic:
         self.grads["w"][...] = self.params["w"] - self.a
         self.grads["b"][...] = self.params["b"]
 
-
-def adam_reference(p, grads_fn, steps, lr, b1, b2, eps, wd=0.0):
-    """Scalar-by-scalar Adam written straight from the paper (PyTorch's eps placement)."""
-    p = [float(x) for x in p]
-    m = [0.0] * len(p)
-    v = [0.0] * len(p)
-    for t in range(1, steps + 1):
-        g = grads_fn(p)
-        for i in range(len(p)):
-            gi = g[i] + wd * p[i]
-            m[i] = b1 * m[i] + (1 - b1) * gi
-            v[i] = b2 * v[i] + (1 - b2) * gi * gi
-            mhat = m[i] / (1 - b1 ** t)
-            vhat = v[i] / (1 - b2 ** t)
-            p[i] -= lr * mhat / (math.sqrt(vhat) + eps)
-    return p
 
 
 def test_adam_first_step_is_lr_times_sign():

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from lm.plot import _labels, plot_runs, render_png
+from lm.training.curves import _labels, plot_runs, render_png
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -65,7 +65,7 @@ def test_sentiment_runs_get_six_panels(tmp_path):
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    from lm.plot import _draw_sentiment
+    from lm.training.curves import _draw_sentiment
     fig = Figure()
     _draw_sentiment(fig, [("s", sentiment_rows())])
     axes = fig.get_axes()

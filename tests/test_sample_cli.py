@@ -2,24 +2,22 @@
 import math
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from lm.config.training import TrainConfig
-from lm.training.trainer import train
+from lm.training.lm_task import train
 
-from test_train_cli import assert_clean_error, env
+from conftest import assert_clean_error, run_module
 
 TINY = dict(embed_size=8, hidden_size=24, seq_length=16, batch_size=8, sample_length=0,
             learning_rate=1e-2)
 
 
+
 def run(module, args, cwd, timeout=60):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, env=env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return run_module(module, args, cwd, timeout=timeout)
 
 
 def sample(args, cwd):

@@ -1,40 +1,26 @@
 """`python -m lm.sentiment` through subprocess: train/predict/evaluate, --init_from, clear
 errors; and the targets on the real sentiment sets (skipped without LM_DATA_DIR)."""
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
+from conftest import assert_clean_error, metrics, run_module
 from lm.storage.checkpoint import load_arrays, read_json
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(args, cwd, module="lm.sentiment", stdin=None, timeout=120):
+    return run_module(module, args, cwd, stdin=stdin, timeout=timeout)
+
+
 TINY = ["--embed_size", "6", "--hidden_size", "5", "--max_epochs", "30", "--batch_size", "4",
         "--min_count", "1", "--learning_rate", "0.05", "--dropout", "0"]
 POS = ["good", "great fun", "i love it", "very good", "so great", "love this"]
 NEG = ["bad", "awful mess", "i hate it", "very bad", "so awful", "hate this"]
 
 
-def env():
-    e = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1")
-    e["PYTHONPATH"] = REPO + os.pathsep + e.get("PYTHONPATH", "")
-    return e
 
-
-def run(args, cwd, module="lm.sentiment", stdin=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd, env=env(),
-                          capture_output=True, text=True, timeout=timeout, input=stdin)
-
-
-def assert_clean_error(proc, *fragments):
-    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
-    assert "Traceback" not in proc.stderr
-    lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for frag in fragments:
-        assert frag in lines[0], lines[0]
 
 
 def tiny_file(path):
@@ -42,10 +28,6 @@ def tiny_file(path):
     path.write_text("\n".join(rows * 2) + "\n", encoding="utf-8")
     return path
 
-
-def metrics(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
 
 
 def test_train_predict_evaluate(tmp_path):
@@ -58,8 +40,8 @@ def test_train_predict_evaluate(tmp_path):
     for name in ("config.json", "vocab.json", "best.npz", "last.npz", "metrics.jsonl",
                  "curves.png"):
         assert (run_dir / name).exists(), name
-    rows = metrics(run_dir)
-    assert len(rows) == 30
+    rows = metrics(run_dir, "eval")
+    assert len(rows) == 30  # one evaluation per epoch
     for key in ("epoch", "step", "train_loss", "train_acc", "val_loss", "val_acc",
                 "test_loss", "test_acc"):
         assert all(key in r for r in rows), key
@@ -93,7 +75,7 @@ def test_every_cell_learns_the_tiny_set(tmp_path, cell):
     p = run(["train", data, "--cell", cell, "--pool", "mean", "--val_frac", "0",
              "--test_frac", "0", "--out_dir", "run", *TINY], tmp_path)
     assert p.returncode == 0, p.stderr
-    assert metrics(tmp_path / "run")[-1]["train_acc"] == 1.0
+    assert metrics(tmp_path / "run", "eval")[-1]["train_acc"] == 1.0
 
 
 def test_pos_neg_files(tmp_path):
@@ -102,22 +84,23 @@ def test_pos_neg_files(tmp_path):
     p = run(["train", "pos.txt", "--neg", "neg.txt", "--cell", "bag", "--val_frac", "0",
              "--test_frac", "0", "--out_dir", "run", *TINY], tmp_path)
     assert p.returncode == 0, p.stderr
-    assert metrics(tmp_path / "run")[-1]["train_acc"] == 1.0
+    assert metrics(tmp_path / "run", "eval")[-1]["train_acc"] == 1.0
 
 
 def test_best_npz_holds_the_best_validation_epoch(tmp_path):
     from lm.models.load import load_classifier
-    from lm.training.sentiment_task import evaluate, train_run
     from lm.config.sentiment import SentimentConfig
+    from lm.training.classifier_task import train
+    from lm.training.evaluation import evaluate_classifier as evaluate
 
     data = tiny_file(tmp_path / "tiny.tsv")
     cfg = SentimentConfig(data=str(data), out_dir=str(tmp_path / "run"), cell="rnn",
                           val_frac=0.25, max_epochs=8, embed_size=5, hidden_size=4,
                           min_count=1, batch_size=4).validate()
-    result = train_run(cfg, log=lambda s: None, progress=False)
-    rows = metrics(tmp_path / "run")
-    best = max(rows, key=lambda r: (r["val_acc"], -r["val_loss"]))
-    assert result["epoch"] == best["epoch"]
+    result, best_row = train(cfg, log=lambda s: None, progress=False)
+    rows = metrics(tmp_path / "run", "eval")
+    best = max(rows, key=lambda r: (r["val_acc"], -r["val_loss"]))  # the first of equals
+    assert best_row["step"] == best["step"] == result.best_step
     model, vocab, config = load_classifier(tmp_path / "run")
     from lm.data.labeled import read_examples, split_indices, subset
     ex = read_examples(str(data))
@@ -200,16 +183,16 @@ def data_dir():
 def test_phrases_target_default_flags(tmp_path, cell):
     """Issue 4: phrases_train -> phrases_test 20/20, vanilla RNN and LSTM, default flags."""
     from lm.config.sentiment import SentimentConfig
-    from lm.training.sentiment_task import train_run
+    from lm.training.classifier_task import train
 
     d = data_dir()
     cfg = SentimentConfig(data=os.path.join(d, "phrases_train.tsv"), cell=cell,
                           test=os.path.join(d, "phrases_test.tsv"),
                           out_dir=str(tmp_path / "run")).validate()
-    result = train_run(cfg, log=lambda s: None, progress=False)
-    assert result["sizes"]["test"] == 20
-    assert result["test_acc"] == 1.0
-    assert max(r["train_acc"] for r in metrics(tmp_path / "run")) == 1.0  # fits all 51
+    _, best = train(cfg, log=lambda s: None, progress=False)
+    assert read_json(tmp_path / "run" / "config.json")["data"]["sizes"]["test"] == 20
+    assert best["test_acc"] == 1.0
+    assert max(r["train_acc"] for r in metrics(tmp_path / "run", "eval")) == 1.0  # all 51
 
 
 @pytest.mark.slow
@@ -221,7 +204,7 @@ def test_cs5242_target_default_lstm(tmp_path):
             timeout=300)
     assert p.returncode == 0, p.stderr
     assert "600 train, 100 validation, 100 test examples" in p.stdout
-    rows = metrics(tmp_path / "run")
+    rows = metrics(tmp_path / "run", "eval")
     best = max(rows, key=lambda r: (r["val_acc"], -r["val_loss"]))
     assert best["test_acc"] >= 0.95
     assert rows[-1]["elapsed"] < 120

@@ -1,7 +1,6 @@
 """`python -m lm.train` through subprocess: learning, exact resume, Ctrl-C, clear errors."""
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -11,27 +10,18 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from conftest import assert_clean_error, cli_env as env, corpus_text, metrics, run_module
 from lm.storage.checkpoint import load_arrays
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--embed_size", "8", "--hidden_size", "24", "--seq_length", "16", "--batch_size", "8"]
-
-
-def env():
-    e = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1")
-    e["PYTHONPATH"] = REPO + os.pathsep + e.get("PYTHONPATH", "")
-    return e
 
 
 def run(args, cwd, timeout=120):
-    return subprocess.run([sys.executable, "-m", "lm.train", *map(str, args)], cwd=cwd,
-                          env=env(), capture_output=True, text=True, timeout=timeout)
+    return run_module("lm.train", args, cwd, timeout=timeout)
 
 
-def corpus_text(n_words=1200, seed=0):
-    rng = np.random.default_rng(seed)
-    words = ["the", "cat", "sat", "on", "a", "mat.", "dog", "ran", "to", "big", "red", "hat"]
-    return " ".join(words[i] for i in rng.integers(0, len(words), n_words)) + "\n"
+TINY = ["--embed_size", "8", "--hidden_size", "24", "--seq_length", "16", "--batch_size", "8"]
+
+
+
 
 
 def unigram_entropy(text):
@@ -40,18 +30,6 @@ def unigram_entropy(text):
     return float(-(p * np.log(p)).sum())
 
 
-def metrics(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def assert_clean_error(proc, *fragments):
-    assert proc.returncode == 2, proc.stderr
-    assert "Traceback" not in proc.stderr
-    lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
-    for frag in fragments:
-        assert frag in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -65,8 +43,9 @@ def test_training_learns_for_every_cell(tmp_path, cell):
     for name in ("config.json", "vocab.json", "best.npz", "last.npz", "metrics.jsonl",
                  "curves.png"):
         assert (run_dir / name).is_file(), name
-    rows = metrics(run_dir)
+    rows = metrics(run_dir, "eval")
     assert [r["step"] for r in rows] == [150, 300]
+    assert [r["step"] for r in metrics(run_dir, "train")] == list(range(10, 301, 10))
     for key in ("epoch", "tokens", "elapsed", "lr", "train_loss", "val_loss", "val_ppl",
                 "val_bpc"):
         assert key in rows[-1]
@@ -92,8 +71,8 @@ def test_resume_through_the_cli_is_exact(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "resumed at step 8" in proc.stdout
     keys = ("step", "train_loss", "val_loss", "lr", "tokens")
-    assert [[r[k] for k in keys] for r in metrics(tmp_path / "a")] == \
-        [[r[k] for k in keys] for r in metrics(tmp_path / "b")]
+    assert [[r.get(k) for k in keys] for r in metrics(tmp_path / "a")] == \
+        [[r.get(k) for k in keys] for r in metrics(tmp_path / "b")]
     a, b = load_arrays(tmp_path / "a" / "last.npz"), load_arrays(tmp_path / "b" / "last.npz")
     for k in a:
         if k.startswith(("param/", "optim/")):

@@ -7,9 +7,9 @@ import pytest
 
 import lm.training.trainer as trainer
 from lm.storage.checkpoint import load_arrays
-from lm.cli import CliError
+from conftest import metrics
 from lm.config.training import TrainConfig
-from lm.training.trainer import train
+from lm.training.lm_task import train
 
 TINY = dict(embed_size=6, hidden_size=10, seq_length=7, batch_size=3, sample_length=0,
             learning_rate=1e-2)
@@ -42,9 +42,8 @@ def write_names(path, n=300, seed=0):
     return str(path)
 
 
-def metrics(run_dir):
-    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+def evals(run_dir):
+    return metrics(run_dir, "eval")
 
 
 LOGGED = ("step", "epoch", "tokens", "lr", "train_loss", "val_loss")
@@ -54,7 +53,7 @@ LOGGED = ("step", "epoch", "tokens", "lr", "train_loss", "val_loss")
 def test_resume_is_exact_in_float64(tmp_path, line_mode):
     corpus = (write_names if line_mode else write_corpus)(tmp_path / "c.txt")
     common = dict(TINY, corpus=corpus, dtype="float64", dropout=0.2, eval_every=5,
-                  line_mode=line_mode, patience=0, lr_decay=0.7)
+                  line_mode=line_mode, patience=0, lr_decay=0.7, log_every=2)
     a = str(tmp_path / "a")
     train(TrainConfig(**common, out_dir=a, max_steps=20), log=quiet)
     b = str(tmp_path / "b")
@@ -64,8 +63,9 @@ def test_resume_is_exact_in_float64(tmp_path, line_mode):
                given={"resume", "max_steps", "out_dir"}, log=quiet)
     assert r2.step == 20
     ma, mb = metrics(a), metrics(b)
-    assert [r["step"] for r in ma] == [5, 10, 15, 20]
-    assert [[r[k] for k in LOGGED] for r in ma] == [[r[k] for k in LOGGED] for r in mb]
+    assert [r["step"] for r in evals(a)] == [5, 10, 15, 20]
+    assert [r["step"] for r in ma if "val_loss" not in r] == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
+    assert [[r.get(k) for k in LOGGED] for r in ma] == [[r.get(k) for k in LOGGED] for r in mb]
     la, lb = load_arrays(os.path.join(a, "last.npz")), load_arrays(os.path.join(b, "last.npz"))
     assert sorted(la) == sorted(lb)
     for k in la:
@@ -87,55 +87,55 @@ def test_interrupt_between_evaluations_resumes_exactly(tmp_path):
 
     stop = StopAt()
     calls = {"n": 0}
-    real_step = trainer.train_step
+    real_step = trainer.Trainer.train_step
 
-    def step_then_stop(s):
+    def step_then_stop(self):
         calls["n"] += 1
         if calls["n"] == 8:
             stop.requested = True
-        return real_step(s)
+        return real_step(self)
 
     b = str(tmp_path / "b")
-    trainer.train_step = step_then_stop
+    trainer.Trainer.train_step = step_then_stop
     try:
         r = train(TrainConfig(**common, out_dir=b, max_steps=12), log=quiet, stop=stop)
     finally:
-        trainer.train_step = real_step
+        trainer.Trainer.train_step = real_step
     assert (r.reason, r.step) == ("interrupted", 8)
     train(TrainConfig(**common, out_dir=b, max_steps=12, resume=True),
           given={"resume"}, log=quiet)
-    assert [[r[k] for k in LOGGED] for r in metrics(a)] == \
-        [[r[k] for k in LOGGED] for r in metrics(b)]
+    assert [[r.get(k) for k in LOGGED] for r in metrics(a)] == \
+        [[r.get(k) for k in LOGGED] for r in metrics(b)]
 
 
 def test_nonfinite_loss_goes_back_and_halves_lr(tmp_path, monkeypatch):
     corpus = write_corpus(tmp_path / "c.txt")
-    real_step = trainer.train_step
+    real_step = trainer.Trainer.train_step
     calls = {"n": 0}
 
-    def flaky(s):
+    def flaky(self):
         calls["n"] += 1
         if calls["n"] in (7, 8):  # two bad steps in a row, after the eval at step 5
-            s.batcher.next_batch()
+            self.task.batcher.next_batch()
             return None, 0
-        return real_step(s)
+        return real_step(self)
 
-    monkeypatch.setattr(trainer, "train_step", flaky)
+    monkeypatch.setattr(trainer.Trainer, "train_step", flaky)
     lines = []
     r = train(TrainConfig(**TINY, corpus=corpus, out_dir=str(tmp_path / "r"), max_steps=10,
                           eval_every=5), log=lines.append)
     assert r.step == 10
     warn = [x for x in lines if "non-finite" in x]
     assert len(warn) == 2 and "back to step 5" in warn[0]
-    rows = metrics(str(tmp_path / "r"))
+    rows = evals(str(tmp_path / "r"))
     assert [x["step"] for x in rows] == [5, 10]
     assert rows[1]["lr"] == pytest.approx(TINY["learning_rate"] / 4)
 
 
 def test_persistent_nonfinite_loss_stops_with_a_message(tmp_path, monkeypatch):
     corpus = write_corpus(tmp_path / "c.txt")
-    monkeypatch.setattr(trainer, "train_step", lambda s: (None, 0))
-    with pytest.raises(CliError, match="diverged.*learning_rate"):
+    monkeypatch.setattr(trainer.Trainer, "train_step", lambda self: (None, 0))
+    with pytest.raises(trainer.TrainingDiverged, match="diverged.*learning_rate"):
         train(TrainConfig(**TINY, corpus=corpus, out_dir=str(tmp_path / "r"), max_steps=10),
               log=quiet)
     saved = load_arrays(str(tmp_path / "r" / "last.npz"))  # the last finite state: step 0
@@ -283,7 +283,7 @@ def test_word_level_logs_perplexity(tmp_path):
 
 def test_run_cli_turns_errors_into_one_line_and_exit_codes(capsys):
     from lm.storage.checkpoint import CheckpointError
-    from lm.cli import run_cli
+    from lm.cli import CliError, run_cli
 
     def boom(kind="value"):
         raise {"value": ValueError("--x must be > 0\n(detail)"),
@@ -344,7 +344,7 @@ def test_line_split_order_is_fixed_for_the_run(tmp_path):
     shuffled, ordered = str(tmp_path / "s"), str(tmp_path / "o")
     train(TrainConfig(**common, out_dir=shuffled, max_steps=5), log=quiet)
     train(TrainConfig(**common, shuffle_lines=False, out_dir=ordered, max_steps=10), log=quiet)
-    assert metrics(shuffled)[0]["val_loss"] != metrics(ordered)[0]["val_loss"]
+    assert evals(shuffled)[0]["val_loss"] != evals(ordered)[0]["val_loss"]
     with pytest.raises(ValueError, match="--shuffle_lines False differs from the resumed "
                                          "run's True"):
         train(TrainConfig(**common, shuffle_lines=False, out_dir=shuffled, max_steps=10,
@@ -359,5 +359,5 @@ def test_line_split_order_is_fixed_for_the_run(tmp_path):
         json.dump(saved, f)
     train(TrainConfig(**common, out_dir=old, max_steps=10, resume=True),
           given={"resume", "max_steps"}, log=quiet)
-    assert [[r[k] for k in LOGGED] for r in metrics(old)] == \
-        [[r[k] for k in LOGGED] for r in metrics(ordered)]
+    assert [[r.get(k) for k in LOGGED] for r in metrics(old)] == \
+        [[r.get(k) for k in LOGGED] for r in metrics(ordered)]

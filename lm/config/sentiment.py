@@ -1,4 +1,4 @@
-"""Sentiment training configuration: the dataclass whose fields are the `lm.sentiment train`
+"""Classifier training configuration: the dataclass whose fields are the `lm.sentiment train`
 flags and `config.json`'s "train" section."""
 import dataclasses
 from dataclasses import dataclass
@@ -31,16 +31,23 @@ class SentimentConfig:
     num_layers: int = 1            # stacked recurrent layers
     dropout: float = 0.3           # dropout on the embeddings, between layers and before the head
     # --- optimisation ---
-    max_epochs: int = 40           # passes over the training set
+    max_epochs: float = 40         # passes over the training set
+    max_steps: int = 0             # stop after this many steps (0 = no limit)
+    time_budget: float = 0.0       # stop after this many seconds of training, evaluate and save (0 = none)
     batch_size: int = 8            # examples per step (grouped by length)
     learning_rate: float = 1e-2    # Adam step size
     weight_decay: float = 1e-4     # L2 penalty on the weight matrices (biases are not decayed)
     grad_clip: float = 5.0         # clip the global gradient norm to this (0 = off)
-    time_budget: float = 0.0       # stop after the epoch that passes this many seconds (0 = no)
+    lr_decay: float = 1.0          # multiply the lr by this when validation stalls (1 = never)
+    patience: int = 1              # evaluations without improvement before lowering the lr
+    min_lr: float = 1e-5           # the lr is never lowered below this
+    eval_every: int = 0            # evaluate and save every this many steps (0 = after each epoch)
+    log_every: int = 10            # log the training loss to metrics.jsonl every this many steps (0 = off)
     # --- run directory ---
     init_from: str = ""            # a language model run: its vocabulary and encoder weights
     freeze_encoder: bool = False   # train only the head (with --init_from)
     out_dir: str = ""              # run directory (default checkpoints/sentiment-<data>-<cell>)
+    resume: bool = False           # continue the run in --out_dir exactly where it stopped
     dtype: str = "float32"         # parameter dtype (float64 for exact tests)
 
     def validate(self):
@@ -51,7 +58,7 @@ class SentimentConfig:
         c.pool = check_choice("pool", c.pool, POOLS)
         c.dtype = check_choice("dtype", c.dtype, DTYPES)
         c.encoding_errors = check_choice("encoding_errors", c.encoding_errors, ENCODING_ERRORS)
-        for name in ("lowercase", "bidirectional", "freeze_encoder"):
+        for name in ("lowercase", "bidirectional", "freeze_encoder", "resume"):
             setattr(c, name, check_bool(name, getattr(c, name)))
         c.val_frac = check_float("val_frac", c.val_frac, 0, 1, hi_open=True)
         c.test_frac = check_float("test_frac", c.test_frac, 0, 1, hi_open=True)
@@ -61,7 +68,13 @@ class SentimentConfig:
         c.hidden_size = check_int("hidden_size", c.hidden_size, 1, 65536)
         c.num_layers = check_int("num_layers", c.num_layers, 1, 64)
         c.dropout = check_float("dropout", c.dropout, 0, 1, hi_open=True)
-        c.max_epochs = check_int("max_epochs", c.max_epochs, 1)
+        c.max_epochs = check_float("max_epochs", c.max_epochs, 0, lo_open=True)
+        c.max_steps = check_int("max_steps", c.max_steps, 0)
+        c.lr_decay = check_float("lr_decay", c.lr_decay, 0, 1, lo_open=True)
+        c.patience = check_int("patience", c.patience, 0)
+        c.min_lr = check_float("min_lr", c.min_lr, 0)
+        c.eval_every = check_int("eval_every", c.eval_every, 0)
+        c.log_every = check_int("log_every", c.log_every, 0)
         c.batch_size = check_int("batch_size", c.batch_size, 1, 100000)
         c.learning_rate = check_float("learning_rate", c.learning_rate, 0, 10, lo_open=True)
         c.weight_decay = check_float("weight_decay", c.weight_decay, 0)
@@ -80,3 +93,20 @@ class SentimentConfig:
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        """A config from `config.json`'s "train" part (runs of lm 0.1 lack the newer
+        flags and get their defaults); unknown keys are refused."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown training flags in config.json: {', '.join(unknown)}")
+        return cls(**d)
+
+
+# Flags a resumed classifier run may change: the budgets and the schedule.
+RESUMABLE = ("max_epochs", "max_steps", "time_budget", "learning_rate", "grad_clip", "lr_decay",
+             "patience", "min_lr", "eval_every", "log_every")
+FIXED_ON_RESUME = tuple(f.name for f in dataclasses.fields(SentimentConfig)
+                        if f.name not in RESUMABLE + ("resume", "out_dir"))

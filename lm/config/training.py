@@ -48,6 +48,7 @@ class TrainConfig:
     max_steps: int = 0             # stop after this many steps (0 = no limit)
     time_budget: float = 0.0       # stop after this many seconds of training (0 = no limit)
     eval_every: int = 200          # evaluate, log, save and sample every this many steps
+    log_every: int = 10            # log the training loss to metrics.jsonl every this many steps (0 = off)
     eval_tokens: int = 0           # validation tokens per evaluation (0 = all of them)
     sample_length: int = 200       # tokens (lines in line mode: up to 5) of the sample after eval
     seed: int = 0                  # seeds initialisation, dropout and line shuffling
@@ -93,6 +94,7 @@ class TrainConfig:
         c.max_steps = check_int("max_steps", c.max_steps, 0)
         c.time_budget = check_float("time_budget", c.time_budget, 0)
         c.eval_every = check_int("eval_every", c.eval_every, 1)
+        c.log_every = check_int("log_every", c.log_every, 0)
         c.eval_tokens = check_int("eval_tokens", c.eval_tokens, 0)
         c.sample_length = check_int("sample_length", c.sample_length, 0, 100000)
         c.seed = check_int("seed", c.seed, 0, 2**63 - 1)
@@ -107,7 +109,8 @@ class TrainConfig:
     def from_dict(cls, d):
         """A config from `config.json`'s "train" part; unknown keys are ignored."""
         names = {f.name for f in fields(cls)}
-        d = {"shuffle_lines": False, **d}  # runs saved before the flag split in file order
+        # runs saved before these flags: lines in file order, no training-loss log rows
+        d = {"shuffle_lines": False, "log_every": 0, **d}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
@@ -120,16 +123,17 @@ FIXED_ON_RESUME = ("corpus", "level", "lowercase", "min_count", "max_vocab", "li
 MODEL_FLAGS = ("cell", "embed_size", "hidden_size", "num_layers", "tie_weights")
 
 
-def resume_config(saved, new, given):
+def resume_config(saved, new, given, fixed=FIXED_ON_RESUME):
     """The config of a resumed run: the saved one, with the run-control flags given now.
 
-    Flags that define the model or data (FIXED_ON_RESUME) keep their saved values; giving a
-    different value for one of them is an error rather than a silent change.
+    Flags that define the model or data (`fixed`) keep their saved values; giving a
+    different value for one of them is an error rather than a silent change. Works for
+    every config dataclass with `resume` and `out_dir` fields (TrainConfig, SentimentConfig).
     """
     merged = dataclasses.replace(saved)
     for name in given:
         value = getattr(new, name)
-        if name in FIXED_ON_RESUME:
+        if name in fixed:
             if value != getattr(saved, name) and name != "corpus":
                 raise ValueError(f"--{name} {value} differs from the resumed run's "
                                  f"{getattr(saved, name)}; a resumed run keeps its model and "

@@ -22,10 +22,10 @@ new batcher over the same data at the same point.
 """
 import numpy as np
 
-from lm.text.stream import Corpus, load_corpus  # noqa: F401  (re-exported)
+from lm.data.batch import Batch
 
 MIN_SPLIT_TOKENS = 2  # a split needs one input and one target token
-POOL_BATCHES = 50  # line mode: lines are sorted by length within pools of this many batches
+POOL_BATCHES = 50  # LengthBatcher: sequences are sorted by length within pools of this many batches
 
 
 def check_val_frac(val_frac):
@@ -181,8 +181,8 @@ class _Resumable:
 class BPTTBatcher(_Resumable):
     """Truncated-BPTT windows over N parallel streams (see the module docstring).
 
-    ids: (num_tokens,) ints. Yields x (N, T) int64 and y (N, T) int64, y[:, t] being the
-    token after x[:, t]; the last window of an epoch may have fewer than T steps, so
+    ids: (num_tokens,) ints. Yields Batch(inputs=x (N, T) int64, targets=y (N, T) int64),
+    y[:, t] being the token after x[:, t]; the last window of an epoch may have fewer than T steps, so
     every token of the streams is a target once per epoch.
     If the corpus cannot fill one window of seq_length per row, batch_size (then
     seq_length) shrinks and `note` says so (None otherwise).
@@ -218,37 +218,35 @@ class BPTTBatcher(_Resumable):
             raise IndexError(f"batch {k} out of range [0, {self._len})")
         a = k * self.seq_length
         b = min(a + self.seq_length, self.data.shape[1] - 1)
-        return (self.data[:, a:b].astype(np.int64), self.data[:, a + 1:b + 1].astype(np.int64))
+        return Batch(self.data[:, a:b].astype(np.int64), self.data[:, a + 1:b + 1].astype(np.int64))
 
 
-class LineBatcher(_Resumable):
-    """Batches of whole lines, padded and masked (see the module docstring).
+class LengthBatcher(_Resumable):
+    """Batches of whole sequences grouped by length, the one bucketing scheme for lines
+    (line-mode language models), labelled texts (classifiers) and pairs (seq2seq).
 
-    lines_ids: Lines, or a list of 1-D int arrays (tokens of each line, no markers).
-    Yields x (N, T) int64 = <bos> + line, y (N, T) int64 = line + <eos>, mask (N, T)
-    bool, T = longest line in the batch + 1, padding id `pad_id` (0 = <unk>; masked out).
-    Each epoch: lines shuffled (if `shuffle`), sorted by length within pools of
-    POOL_BATCHES batches, cut into batches whose order is shuffled. The order of epoch
-    e depends only on (seed, e), the seed drawn once from `rng`, so resuming needs only
-    (seed, epoch, position). The last batch of an epoch may be smaller.
+    Each epoch: the indices are shuffled (if `shuffle`), sorted by length within pools of
+    POOL_BATCHES batches, cut into batches whose order is shuffled again, so a batch holds
+    sequences of nearly equal length (little padding) while the order stays random. The
+    order of epoch e depends only on (seed, e), the seed drawn once from `rng`, so resuming
+    needs only (seed, epoch, position). The last batch of an epoch may be smaller.
+    Subclasses turn a batch of indices into a `Batch` with `make_batch(idx)`.
     """
-    _shape_keys = ("batch_size", "num_lines")
+    _shape_keys = ("batch_size", "num_items")
+    what = "items"
 
-    def __init__(self, lines_ids, batch_size, rng=None, shuffle=True, bos_id=1, eos_id=2,
-                 pad_id=0):
+    def __init__(self, lengths, batch_size, rng=None, shuffle=True):
         _check_positive("batch_size", batch_size)
-        self.lines = lines_ids if isinstance(lines_ids, Lines) else Lines.from_list(lines_ids)
-        n = self.num_lines = len(self.lines)
+        self.lengths = np.asarray(lengths, dtype=np.int64)
+        n = self.num_items = len(self.lengths)
         if n < 1:
-            raise ValueError("line mode needs at least one non-blank line")
+            raise ValueError(f"need at least one of the {self.what} to make a batch")
         self.note = None
         N = int(batch_size)
         if N > n:
-            self.note = (f"only {n:,} lines for batch_size {batch_size}: "
-                         f"using batch_size {n}")
+            self.note = f"only {n:,} {self.what} for batch_size {batch_size}: using batch_size {n}"
             N = n
         self.batch_size, self.shuffle = N, bool(shuffle)
-        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
         rng = rng if rng is not None else np.random.default_rng(0)
         self.seed = int(rng.integers(2 ** 62)) if shuffle else 0
         self._len = -(-n // N)
@@ -265,8 +263,8 @@ class LineBatcher(_Resumable):
         super().load_state_dict(state)
 
     def _new_epoch(self):
-        """Make this epoch's batches: lists of line indices."""
-        n, N, lens = self.num_lines, self.batch_size, self.lines.lengths
+        """Make this epoch's batches: arrays of indices."""
+        n, N, lens = self.num_items, self.batch_size, self.lengths
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(n) if self.shuffle else np.arange(n)
         pool = N * POOL_BATCHES
@@ -278,8 +276,37 @@ class LineBatcher(_Resumable):
             self._batches = [self._batches[i] for i in rng.permutation(len(self._batches))]
 
     def batch(self, k):
-        """(x, y, mask) for batch k of the current epoch."""
-        idx = self._batches[k]
+        """The `Batch` for batch k of the current epoch (and its indices in `last_indices`)."""
+        self.last_indices = self._batches[k]
+        return self.make_batch(self._batches[k])
+
+    def make_batch(self, idx):
+        raise NotImplementedError
+
+
+class LineBatcher(LengthBatcher):
+    """Batches of whole lines, padded and masked (see the module docstring).
+
+    lines_ids: Lines, or a list of 1-D int arrays (tokens of each line, no markers).
+    Batch: inputs (N, T) = <bos> + line, targets (N, T) = line + <eos>, mask (N, T),
+    T = longest line in the batch + 1, padding id `pad_id` (0 = <unk>; masked out).
+    """
+    _shape_keys = ("batch_size", "num_lines")
+    what = "lines"
+
+    def __init__(self, lines_ids, batch_size, rng=None, shuffle=True, bos_id=1, eos_id=2,
+                 pad_id=0):
+        self.lines = lines_ids if isinstance(lines_ids, Lines) else Lines.from_list(lines_ids)
+        if len(self.lines) < 1:
+            raise ValueError("line mode needs at least one non-blank line")
+        self.bos_id, self.eos_id, self.pad_id = bos_id, eos_id, pad_id
+        super().__init__(self.lines.lengths, batch_size, rng, shuffle)
+
+    @property
+    def num_lines(self):
+        return self.num_items
+
+    def make_batch(self, idx):
         lens = self.lines.lengths[idx]
         T = int(lens.max()) + 1
         x = np.full((len(idx), T), self.pad_id, dtype=np.int64)
@@ -291,7 +318,7 @@ class LineBatcher(_Resumable):
             x[r, 1:m + 1] = line
             y[r, :m] = line
             y[r, m] = self.eos_id
-        return x, y, mask
+        return Batch(x, y, mask)
 
 
 def make_batcher(data, vocab, batch_size, seq_length, rng=None, shuffle=True):

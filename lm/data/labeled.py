@@ -1,4 +1,4 @@
-"""Sentiment data: labelled files to token ids, seeded train/val/test splits, label names.
+"""Labelled texts for classifiers: files to token ids, seeded splits, label names, batches.
 
 Texts are tokenised with `lm.text.vocab.tokenize` at the run's level; at word level the
 whitespace tokens are dropped (they carry no sentiment and double the sequence length)
@@ -6,12 +6,44 @@ unless the vocabulary comes from a language model that was trained with them. A 
 with no token at all becomes one `<unk>`, so every example has at least one valid step.
 """
 from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from lm.data.batch import Batch, pad_batch
+from lm.data.batchers import LengthBatcher
 from lm.text.labeled import BINARY_NAMES, read_labeled, read_pos_neg
-from lm.training.sentiment_task import LabeledIds
 from lm.text.vocab import Vocab, is_space, tokenize
+
+@dataclass
+class LabeledIds:
+    """One split: the texts, their token ids (one 1-D int array each) and labels (n,)."""
+    texts: list
+    ids: list
+    labels: np.ndarray
+    lengths: np.ndarray = field(init=False)
+
+    def __post_init__(self):
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.lengths = np.array([len(x) for x in self.ids], dtype=np.int64)
+
+    def __len__(self):
+        return len(self.ids)
+
+
+class TextBatcher(LengthBatcher):
+    """Length-bucketed batches of labelled texts: Batch(inputs (N, T) ids padded with
+    `pad_id`, targets (N,) class ids, mask (N, T) True on tokens)."""
+    what = "texts"
+
+    def __init__(self, data, batch_size, rng=None, shuffle=True, pad_id=0):
+        self.data, self.pad_id = data, pad_id
+        super().__init__(data.lengths, batch_size, rng, shuffle)
+
+    def make_batch(self, idx):
+        ids, mask = pad_batch([self.data.ids[i] for i in idx], self.pad_id)
+        return Batch(ids, self.data.labels[idx], mask)
+
 
 # integer labels 0/1 are named negative/positive by lm.text.labeled: either name matches
 _ALIASES = {BINARY_NAMES[0]: "0", BINARY_NAMES[1]: "1", "0": BINARY_NAMES[0],

@@ -5,10 +5,9 @@ from lm.layers.base import Layer, as_rng
 from lm.layers.dropout import Dropout
 from lm.layers.linear import TemporalLinear
 from lm.layers.pooling import TemporalPooling
+from lm.config.choices import POOLS
 from lm.layers.losses import softmax_cross_entropy
 from lm.models.encoder import Encoder
-
-POOLS = ("mean", "max", "last")
 
 
 class SentimentClassifier(Layer):
@@ -17,7 +16,7 @@ class SentimentClassifier(Layer):
         h      = encoder(ids, mask)                      (N, T, H)   H = encoder.output_size
         f      = pool(h over the valid steps of each row)  (N, H)
         scores = dropout(f) @ head.W + head.b            (N, C)
-        loss   = mean_n CE(scores_n, y_n) + weight_decay / 2 * sum_W ||W||^2
+        loss   = mean_n CE(scores_n, y_n)
 
     The encoder is the language model's `Encoder` module itself, added without a prefix,
     so the flat parameter names are the language model's (`embed.W`, `rnn0.Wx`, ...) plus
@@ -102,28 +101,25 @@ class SentimentClassifier(Layer):
             dh = self.pool.backward(dfeats)                      # (N, T, H)
         self.encoder.backward(dh)
 
-    def penalty(self, weight_decay):
-        """weight_decay / 2 * sum of squares of every weight matrix (biases are not decayed)."""
-        if not weight_decay:
-            return 0.0
-        return 0.5 * weight_decay * sum(float(np.sum(np.square(p, dtype=np.float64)))
-                                        for p in self.params.values() if p.ndim >= 2)
+    def loss(self, batch, state=None):
+        """Mean cross-entropy of the labels; zeroes then fills `grads`.
 
-    def loss(self, ids, y, mask=None, weight_decay=0.0):
-        """Mean cross-entropy (+ L2 penalty) of labels y (N,) ints; fills grads (zeroed first).
-
-        Returns (loss, probs (N, C)); loss includes the penalty, probs are softmax(scores).
+        batch: Batch(inputs (N, T) ids, targets (N,) class ids, mask (N, T) or None).
+        Returns (loss, {"count": N, "correct": right predictions, "probs": (N, C)}).
+        Weight decay is the optimiser's (see `decayed_names`).
         """
         self.zero_grad()
-        scores = self.forward(ids, mask)
+        scores = self.forward(batch.inputs, batch.mask)
+        y = np.asarray(batch.targets)
         probs = softmax(scores)
-        loss, dscores = softmax_cross_entropy(scores, np.asarray(y), overwrite_scores=True)
+        correct = int(np.count_nonzero(probs.argmax(axis=1) == y))
+        loss, dscores = softmax_cross_entropy(scores, y, overwrite_scores=True)
         self.backward(dscores)
-        if weight_decay:
-            for name, p in self.params.items():
-                if p.ndim >= 2:
-                    self.grads[name] += weight_decay * p
-        return loss + self.penalty(weight_decay), probs
+        return float(loss), {"count": len(y), "correct": correct, "probs": probs}
+
+    def decayed_names(self):
+        """The parameters weight decay applies to: the weight matrices, not the biases."""
+        return [name for name, p in self.params.items() if p.ndim >= 2]
 
     def predict_proba(self, ids, mask=None):
         """Class probabilities (N, C) in evaluation mode (no dropout); mode is restored."""

@@ -1,6 +1,7 @@
 """Encoder: token embedding + a stack of recurrent layers, shared by the LM and the classifier."""
 import numpy as np
 
+from lm.config import choices
 from lm.layers.base import Layer, as_rng
 from lm.layers.bidirectional import Bidirectional
 from lm.layers.dropout import Dropout
@@ -9,8 +10,9 @@ from lm.layers.gru import GRU
 from lm.layers.lstm import LSTM
 from lm.layers.rnn import VanillaRNN
 
-CELLS = {"rnn": VanillaRNN, "lstm": LSTM, "gru": GRU}
+CELLS = {"rnn": VanillaRNN, "lstm": LSTM, "gru": GRU}  # lm.config.choices.CELLS -> layer
 BAG = "bag"  # no recurrence: the encoder returns the embeddings (pooled by the classifier)
+assert set(CELLS) == set(choices.CELLS) and BAG in choices.ENCODERS
 
 
 def check_size(name, value, lo=1):

@@ -105,16 +105,16 @@ class LanguageModelRNN(Layer):
         """dscores: (N, T, V) -> None; adds into every gradient."""
         self.encoder.backward(self.drop.backward(self.head.backward(dscores)))
 
-    def loss(self, ids, targets, mask=None, state=None):
+    def loss(self, batch, state=None):
         """Mean negative log-likelihood per valid target token; zeroes then fills `grads`.
 
-        ids, targets: (N, T) ints (targets[n, t] is the token after ids[n, t]); mask:
-        (N, T) bool, True where the target counts. Returns (loss, state), where state is
-        the final state to pass to the next window (cut from the gradient there).
+        batch: Batch(inputs (N, T) ids, targets (N, T) ids, targets[n, t] being the token
+        after inputs[n, t], mask (N, T) bool or None). state: the recurrent state carried
+        from the previous window (None: zeros). Returns (loss, {"count", "state"}), the
+        state to pass to the next window (cut from the gradient there).
             loss = -sum_{valid n,t} log softmax(scores[n, t])[targets[n, t]] / #valid
         """
-        targets = np.asarray(targets)
-        ids = np.asarray(ids)
+        ids, targets, mask = np.asarray(batch.inputs), np.asarray(batch.targets), batch.mask
         if targets.shape != ids.shape:
             raise ValueError(f"targets shape {targets.shape} does not match ids {ids.shape}")
         count = ids.size if mask is None else int(np.count_nonzero(mask))
@@ -126,7 +126,7 @@ class LanguageModelRNN(Layer):
         loss, dscores = temporal_softmax_loss(scores, targets, mask, overwrite_scores=True,
                                               per_token=True)
         self.backward(dscores)
-        return float(loss), state
+        return float(loss), {"count": count, "state": state}
 
     # ---- sampling ----
     def generate(self, prompt_ids, length, temperature=1.0, top_k=None, top_p=None, rng=None,

@@ -1,9 +1,9 @@
-"""Sentiment run directories: writing config/vocab/weights/metrics, loading a classifier,
-and taking a language model's vocabulary and encoder weights (`--init_from`).
+"""Loading trained models from run directories: a language model, a classifier, and a
+language model's vocabulary and encoder weights for a classifier (`--init_from`).
 
-Everything is written atomically and read back through lm.storage.checkpoint's checked loaders.
-config.json: {"kind": "sentiment", "model": SentimentClassifier.config(),
-"train": the flags, "data": {"classes": [...], "drop_spaces": bool, sizes, files}}.
+Every file is read through lm.storage.checkpoint's checked loaders. A classifier's
+config.json: {"kind": "sentiment", "model": SentimentClassifier.config(), "train": the
+flags, "data": {"classes": [...], "drop_spaces": bool, sizes, files}}.
 """
 import os
 
@@ -12,32 +12,12 @@ import numpy as np
 from lm.config.training import train_config_from_json
 from lm.models.classifier import SentimentClassifier
 from lm.models.language_model import LanguageModelRNN
-from lm.storage.checkpoint import (CheckpointError, append_jsonl, load_checkpoint, load_model,
-                                   read_json, save_checkpoint, write_run_metadata)
+from lm.storage.checkpoint import (CheckpointError, copy_into_params, load_checkpoint,
+                                   load_model, read_json)
 from lm.storage.run_dir import check_run_dir
 from lm.text.vocab import Vocab
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-def save_weights(path, model, state=None, optimizer=None):
-    """Write `param/<name>` (and `optim/...`, `state/...`) to `path` atomically."""
-    run_dir, name = os.path.split(os.fspath(path))
-    save_checkpoint(run_dir or ".", name, model.params,
-                    optim=None if optimizer is None else optimizer.state_dict(),
-                    state=state)
-
-
-def append_metrics(run_dir, row):
-    """Append one epoch's metrics to run_dir/metrics.jsonl (fsynced, torn lines repaired)."""
-    append_jsonl(os.path.join(run_dir, "metrics.jsonl"), row)
-
-
-def write_run(run_dir, model, vocab, train_flags, data_info):
-    """config.json and vocab.json of a new sentiment run."""
-    config = {"kind": "sentiment", "model": model.config(), "train": train_flags,
-              "data": data_info}
-    write_run_metadata(run_dir, config, vocab.to_json())
 
 
 def load_classifier(run_dir, which="best.npz"):
@@ -100,16 +80,11 @@ def copy_encoder_weights(model, enc_arrays, source="--init_from"):
     the same shape; returns the list of names copied.
     """
     names = [n for n in model.params if n.startswith(("embed.", "rnn"))]
-    for n in names:
-        if n not in enc_arrays:
-            raise ValueError(f"{source}: the language model has no weight {n!r} "
-                             f"(its weights: {', '.join(sorted(enc_arrays))})")
-        if enc_arrays[n].shape != model.params[n].shape:
-            raise ValueError(f"{source}: weight {n!r} has shape {enc_arrays[n].shape}, "
-                             f"the classifier needs {model.params[n].shape}")
-    for n in names:
-        np.copyto(model.params[n], enc_arrays[n], casting="unsafe")
-    return names
+    missing = [n for n in names if n not in enc_arrays]
+    if missing:
+        raise ValueError(f"{source}: the language model has no weight {missing[0]!r} "
+                         f"(its weights: {', '.join(sorted(enc_arrays))})")
+    return copy_into_params(model.params, enc_arrays, prefix="", label=source, names=names)
 
 
 def load_language_model(run_dir, which="best"):

@@ -236,12 +236,22 @@ def verify_against_model(arrays, model_params, vocab_size=None, label="checkpoin
                                   f"embedding has {rows} rows")
 
 
-def copy_into_params(params, arrays, prefix="param/", label="checkpoint"):
-    """Write arrays[prefix + name] into params[name] in place (p[...] = a), after
-    checking every name and shape (so a failure leaves params untouched)."""
-    verify_against_model(arrays, params, label=label, prefix=prefix)
-    for name, p in params.items():
-        p[...] = arrays[prefix + name]
+def copy_into_params(params, arrays, prefix="param/", label="checkpoint", names=None):
+    """Write arrays[prefix + name] into params[name] in place, after checking every name,
+    shape, dtype and value (so a failure leaves params untouched). The one way `lm`
+    copies weights: loading a run, resuming, --init_from, a classifier's encoder.
+
+    names: copy only these parameters (then other stored arrays are not refused).
+    """
+    if names is None:
+        verify_against_model(arrays, params, label=label, prefix=prefix)
+        names = list(params)
+    else:
+        verify_against_model({prefix + n: arrays[prefix + n] for n in names if prefix + n in arrays},
+                             {n: params[n] for n in names}, label=label, prefix=prefix)
+    for name in names:
+        params[name][...] = arrays[prefix + name]
+    return names
 
 
 def load_model(run_dir, build, which="best.npz"):
@@ -258,8 +268,7 @@ def load_model(run_dir, build, which="best.npz"):
                               f"model cannot be built from it: {e}") from e
     label = os.path.join(os.fspath(run_dir), which)
     verify_against_model(arrays, model.params, len(vocab["itos"]), label=label)
-    for name, p in model.params.items():
-        p[...] = arrays["param/" + name]
+    copy_into_params(model.params, arrays, label=label)
     return model, config, vocab, arrays
 
 
@@ -274,15 +283,23 @@ def rng_to_array(rng):
                      st["uinteger"]], dtype=np.uint64)
 
 
-def rng_from_array(a, label="checkpoint"):
-    """The np.random.Generator saved by rng_to_array (CheckpointError if malformed)."""
+def rng_from_array(a, label="checkpoint", into=None):
+    """The np.random.Generator saved by rng_to_array (CheckpointError if malformed).
+
+    into: restore this Generator in place instead (so every holder of it, e.g. the
+    dropout layers of a model, continues the same stream) and return it.
+    """
     a = np.asarray(a)
     if a.shape != (6,) or a.dtype != np.uint64 or int(a[4]) > 1 or int(a[5]) >= 2**32 \
             or int(a[3]) % 2 == 0:
         raise CheckpointError(label, "saved random generator state is malformed")
     v = [int(x) for x in a]
+    state = {"bit_generator": "PCG64", "state": {"state": (v[0] << 64) | v[1],
+                                                 "inc": (v[2] << 64) | v[3]},
+             "has_uint32": v[4], "uinteger": v[5]}
+    if into is not None:
+        into.bit_generator.state = state
+        return into
     bg = np.random.PCG64()
-    bg.state = {"bit_generator": "PCG64", "state": {"state": (v[0] << 64) | v[1],
-                                                    "inc": (v[2] << 64) | v[3]},
-                "has_uint32": v[4], "uinteger": v[5]}
+    bg.state = state
     return np.random.Generator(bg)

@@ -1,27 +1,31 @@
-"""Setting up a training session: run directory, corpus, vocabulary, model, optimiser, resume."""
+"""The language model's task for the Trainer: run directory, corpus, vocabulary, model,
+optimiser, resume; its validation, banner and samples. `train(cfg)` runs it."""
 import os
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from lm.config.training import TrainConfig, init_from_config, resume_config, train_config_from_json
 from lm.data.batchers import make_batcher, split_corpus
 from lm.models.language_model import LanguageModelRNN
-from lm.storage.checkpoint import clean_stale_tmp, load_arrays, read_json, write_json
+from lm.storage.checkpoint import (clean_stale_tmp, copy_into_params, load_arrays, read_json,
+                                   write_json)
 from lm.storage.run_dir import check_new_run_dir, check_run_dir, default_run_dir
 from lm.text.corpora import corpus_info, resolve_corpus
 from lm.text.stream import load_corpus
 from lm.text.vocab import Vocab
+from lm.training.evaluation import evaluate_loss
+from lm.training.metrics import bits_per_token, format_eval_line, perplexity
 from lm.training.optim import SGD, Adam
-from lm.training.state import SCALARS, copy_params, unpack_state
+from lm.training.trainer import Trainer
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
 @dataclass
-class Session:
-    """Everything the training loop works on (no module-level state anywhere)."""
+class LanguageModelTask:
+    """What the Trainer trains (see lm.training.trainer); no module-level state anywhere."""
     cfg: TrainConfig
     run_dir: str
     corpus: Any            # lm.text.stream.Corpus
@@ -32,10 +36,74 @@ class Session:
     model: LanguageModelRNN
     optimizer: Any
     rng: np.random.Generator   # initialisation, dropout (shared with the model's layers)
-    scalars: dict = field(default_factory=dict)   # see lm.training.state.SCALARS
-    carry: Optional[list] = None                  # hidden state between BPTT windows
-    resumed: bool = False
     notes: list = field(default_factory=list)     # messages for the banner
+    count_name = "tokens"  # what the trainer counts: target tokens
+    improve_eps = 1e-4     # a validation loss must beat the best by this to count
+
+    @property
+    def carries_state(self):
+        """BPTT windows continue each other (line mode: every line starts afresh)."""
+        return not self.cfg.line_mode
+
+    def evaluate(self, should_stop):
+        """The validation metrics (None if stopped by Ctrl-C)."""
+        cfg = self.cfg
+        val = evaluate_loss(self.model, self.val_data, self.vocab, cfg.batch_size,
+                            cfg.seq_length, cfg.eval_tokens, should_stop=should_stop)
+        if val is None:
+            return None
+        row = {"val_loss": val, "val_ppl": perplexity(val)}
+        if cfg.level == "char":
+            row["val_bpc"] = bits_per_token(val)
+        return row
+
+    def score(self, row):
+        return (-row["val_loss"],)
+
+    def format_eval(self, row, is_best):
+        return format_eval_line(row, is_best, self.cfg.level)
+
+    def after_eval(self, step):
+        """A short sample for the log (its own RNG: training is unaffected)."""
+        return sample_text(self, step, self.cfg.sample_length) if self.cfg.sample_length else None
+
+    def banner(self, resumed_at=None):
+        """The start-up lines: corpus, vocabulary, parameters, tokens per step, seed."""
+        s = self
+        cfg, c, b = s.cfg, s.corpus, s.batcher
+        split = f"{len(s.train_data):,} train / {len(s.val_data):,} validation"
+        if cfg.line_mode:
+            split += " lines, " + ("shuffled with the seed" if cfg.shuffle_lines else "file order")
+        lines = [f"corpus  {c.path}: {c.num_bytes:,} bytes, {len(c.ids):,} {cfg.level} tokens"
+                 + (f" in {c.num_lines:,} lines" if cfg.line_mode else "")
+                 + f" ({split})",
+                 f"vocab   {len(s.vocab):,} tokens"
+                 + (f" (min_count {cfg.min_count})" if cfg.min_count > 1 else ""),
+                 f"model   {cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embed {cfg.embed_size}, "
+                 f"dropout {cfg.dropout:g}: {s.model.num_params():,} parameters ({cfg.dtype})"]
+        if cfg.line_mode:
+            per_step = f"{b.batch_size} lines per step ({len(b)} steps per epoch)"
+        else:
+            per_step = (f"{b.batch_size} x {b.seq_length} = {b.batch_size * b.seq_length:,} tokens "
+                        f"per step ({len(b):,} steps per epoch)")
+        lines.append(f"batch   {per_step}; {cfg.optimizer} lr {s.optimizer.lr:.2e}, "
+                     f"grad_clip {cfg.grad_clip:g}")
+        lines.append(f"seed    {cfg.seed}; run directory {s.run_dir}"
+                     + (f" (resumed at step {resumed_at:,})" if resumed_at is not None else ""))
+        return lines + [f"note    {n}" for n in s.notes]
+
+
+def sample_text(task, step, length, temperature=0.8):
+    """A short sample of `task`'s model: continuing the validation text, or 5 lines."""
+    rng = np.random.default_rng([task.cfg.seed, step])
+    v, model = task.vocab, task.model
+    if task.cfg.line_mode:
+        lines = [v.decode_text(model.sample([v.bos_id], 100, temperature, rng=rng,
+                                            stop_id=v.eos_id)) for _ in range(5)]
+        return "\n".join(lines)
+    prompt = np.asarray(task.val_data[:1], dtype=np.int64)
+    ids = model.sample(prompt, length, temperature, rng=rng)
+    return v.decode_text(np.concatenate([prompt, np.asarray(ids, dtype=np.int64)]))
 
 
 def build_model(cfg, vocab_size, rng):
@@ -81,7 +149,7 @@ def _run_dir_for(cfg, given):
 
 
 def setup(cfg, given=frozenset()):
-    """Build the Session for `cfg` (validated here); `given`: flags named on the command line.
+    """Build the task for `cfg` (validated here); `given`: flags named on the command line.
 
     New run: refuses a directory that already holds a checkpoint. --resume: the saved
     config, vocabulary and last.npz state. --init_from: the source run's vocabulary and
@@ -106,22 +174,14 @@ def setup(cfg, given=frozenset()):
     model = build_model(cfg, len(vocab), rng)
     batcher = make_batcher(train_data, vocab, cfg.batch_size, cfg.seq_length, rng=rng)
     optimizer = make_optimizer(cfg, model)
-    s = Session(cfg, run_dir, corpus, vocab, train_data, val_data, batcher, model, optimizer,
-                rng, scalars={k: typ(0) for k, typ in SCALARS.items()}, notes=notes)
-    s.scalars["best_val"] = float("inf")
+    s = LanguageModelTask(cfg, run_dir, corpus, vocab, train_data, val_data, batcher, model,
+                          optimizer, rng, notes=notes)
     if batcher.note:
         s.notes.append(batcher.note)
-    if cfg.resume:
-        arrays = load_arrays(os.path.join(run_dir, "last.npz"))
-        s.scalars, data_state, s.carry = unpack_state(arrays, model, optimizer, rng)
-        batcher.load_state_dict({k: int(v) for k, v in data_state.items()})
-        if "learning_rate" in given:
-            optimizer.lr = cfg.learning_rate
-        s.resumed = True
-    elif source is not None:
+    if source is not None and not cfg.resume:
         best = os.path.join(source, "best.npz")
-        arrays = load_arrays(best if os.path.exists(best) else os.path.join(source, "last.npz"))
-        copy_params(model, arrays)
+        best = best if os.path.exists(best) else os.path.join(source, "last.npz")
+        copy_into_params(model.params, load_arrays(best), label=best)
         s.notes.append(f"weights and vocabulary from {source}")
     os.makedirs(run_dir, exist_ok=True)
     clean_stale_tmp(run_dir)
@@ -139,3 +199,21 @@ def setup(cfg, given=frozenset()):
 
 def _num_tokens(data):
     return len(data.ids) if hasattr(data, "offsets") else len(data)
+
+
+def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
+    """Train a language model as `cfg` says; returns the Trainer's TrainResult.
+
+    given: flag names set on the command line (resume keeps the others from config.json).
+    log: function taking one line (default: print through tqdm). progress: show a bar
+    (None: only when stderr is a terminal). stop: a StopFlag (default: a new one).
+    """
+    task = setup(cfg, given)
+    trainer = Trainer(task, log=log, progress=progress, stop=stop)
+    if task.cfg.resume:
+        trainer.resume()
+        if "learning_rate" in given:
+            task.optimizer.lr = task.cfg.learning_rate
+    for line in task.banner(trainer.sc["step"] if task.cfg.resume else None):
+        trainer.log(line)
+    return trainer.run()

@@ -19,7 +19,7 @@ class Optimizer:
     prefix = "optim"
     kinds = ()
 
-    def __init__(self, model, lr, weight_decay=0.0, frozen=()):
+    def __init__(self, model, lr, weight_decay=0.0, frozen=(), decay=None):
         if not lr > 0 or not math.isfinite(lr):
             raise ValueError(f"learning rate must be a positive number, got {lr!r}")
         if not weight_decay >= 0:
@@ -33,6 +33,11 @@ class Optimizer:
         self.lr = float(lr)
         self.weight_decay = float(weight_decay)
         self.names = [n for n in self.params if n not in self.frozen]  # updated by step()
+        unknown = sorted(set(decay or ()) - set(self.params))
+        if unknown:
+            raise ValueError(f"decayed names are not parameters: {', '.join(unknown)}")
+        # weight decay applies to these names only (None: every parameter)
+        self.decayed = set(self.params) if decay is None else set(decay)
         self.state = {k: {n: np.zeros_like(self.params[n]) for n in self.names}
                       for k in self.kinds}
         self.scalars = {}
@@ -80,7 +85,8 @@ class Adam(Optimizer):
 
     `weight_decay` is the classic L2 penalty folded into the gradient (what the sentiment
     classifier's `--weight_decay` means); with `decoupled=True` it is AdamW's decoupled
-    decay instead: p *= 1 - lr * weight_decay before the Adam update. Names in `frozen`
+    decay instead: p *= 1 - lr * weight_decay before the Adam update. Decay applies to
+    the names in `decay` (None: all; the classifier decays its matrices only). Names in `frozen`
     are never updated (e.g. a frozen encoder). The model's grads are not modified.
     """
 
@@ -88,8 +94,8 @@ class Adam(Optimizer):
     kinds = ("m", "v")
 
     def __init__(self, model, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 decoupled=False, frozen=()):
-        super().__init__(model, lr, weight_decay, frozen)
+                 decoupled=False, frozen=(), decay=None):
+        super().__init__(model, lr, weight_decay, frozen, decay)
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"betas must be in [0, 1), got {betas!r}")
@@ -108,11 +114,11 @@ class Adam(Optimizer):
         sqrt_bc2 = math.sqrt(1 - b2 ** t)
         step_size = self.lr / (1 - b1 ** t) * sqrt_bc2
         eps = self.eps * sqrt_bc2
-        wd = self.weight_decay
-        l2 = wd and not self.decoupled
         scratch = {}  # per dtype: two (CHUNK,) work buffers, shared by all parameters
         for name in self.names:
             p = self.params[name]
+            wd = self.weight_decay if name in self.decayed else 0.0
+            l2 = wd and not self.decoupled
             if wd and self.decoupled:
                 p *= 1 - self.lr * wd
             if p.dtype not in scratch:
@@ -159,19 +165,20 @@ class SGD(Optimizer):
 
     prefix = "sgd"
 
-    def __init__(self, model, lr, momentum=0.0, weight_decay=0.0, frozen=()):
+    def __init__(self, model, lr, momentum=0.0, weight_decay=0.0, frozen=(), decay=None):
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
         self.kinds = ("buf",) if momentum else ()
-        super().__init__(model, lr, weight_decay, frozen)
+        super().__init__(model, lr, weight_decay, frozen, decay)
         self.momentum = float(momentum)
         # one scratch buffer per parameter: the update needs a temporary, allocated once
         self._tmp = {n: np.empty_like(self.params[n]) for n in self.names}
 
     def step(self):
-        wd, mu = self.weight_decay, self.momentum
+        mu = self.momentum
         for name in self.names:
             p, g, tmp = self.params[name], self.grads[name], self._tmp[name]
+            wd = self.weight_decay if name in self.decayed else 0.0
             if wd:
                 np.multiply(p, wd, out=tmp)
                 tmp += g

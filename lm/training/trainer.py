@@ -1,13 +1,19 @@
-"""The training loop: steps, evaluation, checkpoints, lr schedule, divergence and Ctrl-C.
+"""The one training loop, for every model: budgets, evaluation, checkpoints, resume, Ctrl-C.
 
-`train(cfg)` is importable and keeps no global state: a Session (lm.training.lm_task) holds
-the data, model and optimiser; this module steps it. Per step: next batch (hidden state
-carried between BPTT windows, reset at each epoch), loss and gradients, global-norm
-clipping, optimiser step. Every `eval_every` steps: validation loss, best.npz when it
-improves, last.npz (everything needed to resume exactly), a metrics.jsonl line,
-curves.png, an eval line and a short sample. The lr is multiplied by `lr_decay` after
-more than `patience` evaluations without improvement. A non-finite loss is never saved:
-the run goes back to its last good state with half the lr, at most MAX_RESTARTS times.
+`Trainer(task).run()` knows nothing about the model beyond the model contract
+(lm.models): `loss(batch, state)` fills the gradients. A task (lm.training.lm_task,
+lm.training.classifier_task) supplies the model, optimiser, batcher and run directory,
+and says how to evaluate, which evaluation is best and how to print it. Per step: next
+batch (recurrent state carried between BPTT windows when the task asks, reset at each
+epoch), loss and gradients, global-norm clipping, optimiser step. Every `log_every`
+steps a training-loss row goes to metrics.jsonl; every `eval_every` steps (0: at the end
+of each epoch) the task evaluates, and the trainer appends the row, writes last.npz
+(everything needed to resume exactly) and best.npz when the evaluation is the best so
+far, redraws curves.png and prints the task's lines. The lr is multiplied by `lr_decay`
+after more than `patience` evaluations without improvement. A non-finite loss is never
+saved: the run goes back to its last good state with half the lr, at most MAX_RESTARTS
+times. The task's config needs: max_epochs, max_steps, time_budget, eval_every,
+log_every, grad_clip, lr_decay, patience, min_lr.
 """
 import math
 import os
@@ -20,16 +26,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from lm.storage.checkpoint import append_jsonl, load_arrays, save_arrays
-from lm.cli import CliError
-from lm.evaluate import evaluate_loss
-from lm.training.metrics import bits_per_token, format_eval_line, perplexity
 from lm.training.optim import clip_grad_norm
-from lm.training.report import banner, indent, redraw_curves, sample_text, trim_metrics
-from lm.training.lm_task import setup
-from lm.training.state import pack_state, unpack_state
+from lm.training.report import redraw_curves, trim_metrics
+from lm.training.state import new_scalars, pack_state, unpack_state
 
 MAX_RESTARTS = 3          # non-finite losses survived (each halves the lr) before giving up
-IMPROVE_EPS = 1e-4        # a validation loss must beat the best by this to count
+CURVES_EVERY = 10.0       # seconds between redraws of curves.png (a figure costs ~0.2 s)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stayed NaN or infinite after every restart (the CLI exits with status 1)."""
 
 
 @dataclass
@@ -37,7 +43,7 @@ class TrainResult:
     run_dir: str
     step: int
     reason: str            # "max_epochs", "max_steps", "time_budget" or "interrupted"
-    best_val: float        # inf when never evaluated
+    best_val: float        # validation loss of the best evaluation (inf: never evaluated)
     best_step: int
     last_val: float = None
 
@@ -79,202 +85,278 @@ class StopFlag:
         return False
 
 
-def _epoch(batcher):
-    return batcher.epoch + batcher.position / len(batcher)
+class Trainer:
+    """Trains `task.model` as `task.cfg` says; see the module docstring."""
 
+    def __init__(self, task, log=None, progress=None, stop=None):
+        from tqdm.auto import tqdm
 
-def _total_steps(cfg, batcher):
-    by_epochs = math.ceil(cfg.max_epochs * len(batcher))
-    return min(by_epochs, cfg.max_steps) if cfg.max_steps else by_epochs
+        self.task, self.cfg = task, task.cfg
+        self.log = log or (lambda line: tqdm.write(line, file=sys.stdout))
+        self.progress, self.stop = progress, stop or StopFlag()
+        self.sc = new_scalars()
+        self.carry = None  # recurrent state between BPTT windows
+        self.last_saved_step = None
+        self.curves_drawn = None  # time.monotonic() of the last curves.png
+        self.curves_stale = False  # rows were logged since
+        self.path = lambda name: os.path.join(task.run_dir, name)
 
+    # ---- state: one snapshot type for last.npz, rollback and resume ----
+    def snapshot(self):
+        t = self.task
+        return pack_state(t.model, t.optimizer, self.sc, t.batcher.state_dict(), self.carry,
+                          t.rng)
 
-def train_step(s):
-    """One optimisation step; returns (loss, tokens) or (None, 0) if it was not finite."""
-    batch = s.batcher.next_batch()
-    if s.batcher.starts_epoch:
-        s.carry = None  # streams start again from their beginning
-    if len(batch) == 3:
-        x, y, mask = batch
-        loss, _ = s.model.loss(x, y, mask)
-        ntok = int(np.count_nonzero(mask))
-    else:
-        x, y = batch
-        loss, s.carry = s.model.loss(x, y, state=s.carry)
-        ntok = x.size
-    norm = clip_grad_norm(s.model.grads, s.cfg.grad_clip or None)
-    if not (math.isfinite(loss) and math.isfinite(norm)):
-        return None, 0
-    s.optimizer.step()
-    return loss, ntok
+    def restore(self, snap, label="last.npz"):
+        t = self.task
+        scalars, data_state, self.carry = unpack_state(snap, t.model, t.optimizer, t.rng, label)
+        self.sc.update(scalars)  # in place: the loop holds a reference to this dict
+        t.batcher.load_state_dict({k: int(v) for k, v in data_state.items()})
 
+    def resume(self):
+        """Continue from last.npz: state, log trimmed to it, best.npz repaired if needed."""
+        self.restore(load_arrays(self.path("last.npz")), self.path("last.npz"))
+        trim_metrics(self.task.run_dir, self.sc["step"])
+        if self._repair_best():
+            self.log(f"best.npz rewritten from last.npz (the run stopped before saving it "
+                     f"at step {self.sc['step']})")
 
-def snapshot(s):
-    return pack_state(s.model, s.optimizer, s.scalars, s.batcher.state_dict(), s.carry, s.rng)
+    def save_best(self):
+        """best.npz: the model's weights now, with the step and validation loss of the best."""
+        save_arrays(self.path("best.npz"),
+                    {**{f"param/{k}": v for k, v in self.task.model.params.items()},
+                     "state/step": np.asarray(self.sc["best_step"], dtype=np.int64),
+                     "state/val_loss": np.asarray(self.sc["best_val"], dtype=np.float64)})
 
+    def _repair_best(self):
+        """If the run stopped between saving last.npz and best.npz at a new best, best.npz
+        is written now from last.npz's weights (the best was evaluated at that very step)."""
+        sc = self.sc
+        if sc["best_step"] != sc["step"] or not math.isfinite(sc["best_val"]):
+            return False
+        path = self.path("best.npz")
+        if os.path.exists(path) and int(load_arrays(path).get("state/step", -1)) == sc["step"]:
+            return False
+        self.save_best()
+        return True
 
-def restore(s, snap):
-    scalars, data_state, s.carry = unpack_state(snap, s.model, s.optimizer, s.rng)
-    s.scalars.update(scalars)  # in place: the loop holds a reference to this dict
-    s.batcher.load_state_dict({k: int(v) for k, v in data_state.items()})
+    def _saving(self, fn, *args):
+        self.stop.saving = True
+        try:
+            return fn(*args)
+        finally:
+            self.stop.saving = False
 
+    # ---- one step ----
+    def train_step(self):
+        """One optimisation step; returns (loss, count) or (None, 0) if it was not finite."""
+        t = self.task
+        batch = t.batcher.next_batch()
+        if t.batcher.starts_epoch:
+            self.carry = None  # streams start again from their beginning
+        loss, report = t.model.loss(batch, state=self.carry if t.carries_state else None)
+        if t.carries_state:
+            self.carry = report.get("state")
+        norm = clip_grad_norm(t.model.grads, self.cfg.grad_clip or None)
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            return None, 0
+        t.optimizer.step()
+        return loss, report["count"]
 
-def save_last(s, stop):
-    stop.saving = True
-    try:
-        save_arrays(os.path.join(s.run_dir, "last.npz"), snapshot(s))
-    finally:
-        stop.saving = False
+    def epoch(self):
+        b = self.task.batcher
+        return b.epoch + b.position / len(b)
 
+    def _row(self, elapsed):
+        return {"step": self.sc["step"], "epoch": round(self.epoch(), 4),
+                self.task.count_name: self.sc["tokens"], "elapsed": round(elapsed, 2),
+                "lr": self.task.optimizer.lr}
 
-def evaluate(s, stop, log, elapsed, tok_per_s):
-    """Validate, update best/lr, save, log. Returns the validation loss (None if stopped)."""
-    cfg, sc = s.cfg, s.scalars
-    val = evaluate_loss(s.model, s.val_data, s.vocab, cfg.batch_size, cfg.seq_length,
-                        cfg.eval_tokens, should_stop=stop)
-    if val is None:
-        return None
-    if not math.isfinite(val):
+    def log_train(self, elapsed):
+        """A training-loss row: the mean loss per target since the last such row."""
+        sc = self.sc
+        row = self._row(elapsed)
+        row["train_loss"] = sc["log_sum"] / sc["log_count"] if sc["log_count"] else None
+        sc["log_sum"], sc["log_count"] = 0.0, 0
+        append_jsonl(self.path("metrics.jsonl"), row)
+        self.curves_stale = True
+
+    # ---- evaluation ----
+    def evaluate(self, elapsed, rate, final=False):
+        """Evaluate, update best/lr, log and save. Returns the validation loss (None if
+        stopped by Ctrl-C). A `final` evaluation (the run stopped off the schedule) changes
+        no training state, so a resumed run continues exactly as an uninterrupted one."""
+        cfg, sc, task = self.cfg, self.sc, self.task
+        metrics = task.evaluate(self.stop)
+        if metrics is None:
+            return None
+        val = metrics["val_loss"]
+        if not math.isfinite(val):
+            return val
+        if final:
+            sc["elapsed"] = elapsed
+        before = self.snapshot() if final else None
+        row = self._row(elapsed)
+        row["train_loss"] = sc["loss_sum"] / sc["loss_count"] if sc["loss_count"] else None
+        row.update(metrics)
+        row["tok_per_s" if task.count_name == "tokens" else f"{task.count_name}_per_s"] = \
+            round(rate, 1)
+        if final:
+            row["final"] = True
+        key = tuple(task.score(row))
+        best = self.sc["best_key"]
+        is_best = best is None or _beats(key, best, task.improve_eps)
+        lr_note = None
+        if not final:
+            sc["loss_sum"], sc["loss_count"] = 0.0, 0
+            if is_best:
+                sc["best_key"], sc["best_val"], sc["best_step"] = key, val, sc["step"]
+                sc["bad_evals"] = 0
+            else:
+                sc["bad_evals"] += 1
+                opt = task.optimizer
+                if sc["bad_evals"] > cfg.patience and opt.lr > cfg.min_lr and cfg.lr_decay < 1:
+                    opt.lr = max(cfg.min_lr, opt.lr * cfg.lr_decay)
+                    sc["bad_evals"] = 0
+                    lr_note = f"validation loss stalled: learning rate lowered to {opt.lr:.2e}"
+            sc["last_eval_step"] = sc["step"]
+        sc["elapsed"] = elapsed
+
+        def save():
+            # the row first, then last.npz, then best.npz: a run killed in between resumes
+            # from last.npz, drops the rows logged after it and repairs best.npz from it
+            append_jsonl(self.path("metrics.jsonl"), row)
+            save_arrays(self.path("last.npz"), before or self.snapshot())
+            self.last_saved_step = sc["step"]
+            if is_best:
+                if final:
+                    self.sc.update(best_val=val, best_step=self.sc["step"])
+                self.save_best()
+        self._saving(save)
+        self.curves_stale = True
+        self.draw_curves()
+        self.log(task.format_eval(row, is_best))
+        if lr_note:
+            self.log(lr_note)
+        sample = task.after_eval(self.sc["step"])
+        if sample:
+            self.log("\n".join("    " + line for line in sample.split("\n")))
         return val
-    train_loss = sc["loss_sum"] / sc["loss_count"] if sc["loss_count"] else None
-    sc["loss_sum"], sc["loss_count"] = 0.0, 0
-    row = {"step": sc["step"], "epoch": round(_epoch(s.batcher), 4), "tokens": sc["tokens"],
-           "elapsed": round(elapsed, 2), "lr": s.optimizer.lr, "train_loss": train_loss,
-           "val_loss": val, "val_ppl": perplexity(val), "tok_per_s": round(tok_per_s, 1)}
-    if cfg.level == "char":
-        row["val_bpc"] = bits_per_token(val)
-    is_best = val < sc["best_val"] - IMPROVE_EPS
-    lr_note = None
-    if is_best:
-        sc["best_val"], sc["best_step"], sc["bad_evals"] = val, sc["step"], 0
-    else:
-        sc["bad_evals"] += 1
-        if sc["bad_evals"] > cfg.patience and s.optimizer.lr > cfg.min_lr:
-            s.optimizer.lr = max(cfg.min_lr, s.optimizer.lr * cfg.lr_decay)
-            sc["bad_evals"] = 0
-            lr_note = f"validation loss stalled: learning rate lowered to {s.optimizer.lr:.2e}"
-    sc["last_eval_step"] = sc["step"]
-    sc["elapsed"] = elapsed
-    stop.saving = True
-    try:
-        # last.npz first: a run killed before best.npz is written still has this best's
-        # weights in last.npz, and `repair_best` restores best.npz from them on resume
-        save_arrays(os.path.join(s.run_dir, "last.npz"), snapshot(s))
-        if is_best:
-            save_best(s)
-        append_jsonl(os.path.join(s.run_dir, "metrics.jsonl"), row)
-    finally:
-        stop.saving = False
-    redraw_curves(s, log)
-    log(format_eval_line(row, is_best, cfg.level))
-    if lr_note:
-        log(lr_note)
-    if cfg.sample_length:
-        log(indent(sample_text(s, cfg.sample_length)))
-    return val
 
+    def draw_curves(self, force=False):
+        """Redraw curves.png after an evaluation, at most every CURVES_EVERY seconds, and
+        once more at the end of the run if rows came since."""
+        now = time.monotonic()
+        due = self.curves_drawn is None or now - self.curves_drawn >= CURVES_EVERY
+        if self.curves_stale and (force or due):
+            redraw_curves(self.task.run_dir, self.log)
+            self.curves_drawn, self.curves_stale = now, False
 
-def save_best(s):
-    """best.npz: the model's weights now, with the step and validation loss of the best."""
-    sc = s.scalars
-    save_arrays(os.path.join(s.run_dir, "best.npz"),
-                {**{f"param/{k}": v for k, v in s.model.params.items()},
-                 "state/step": np.asarray(sc["best_step"], dtype=np.int64),
-                 "state/val_loss": np.asarray(sc["best_val"], dtype=np.float64)})
+    # ---- the loop ----
+    def total_steps(self):
+        by_epochs = math.ceil(self.cfg.max_epochs * len(self.task.batcher))
+        return min(by_epochs, self.cfg.max_steps) if self.cfg.max_steps else by_epochs
 
+    def _due_eval(self):
+        b = self.task.batcher
+        every = self.cfg.eval_every
+        return self.sc["step"] % every == 0 if every else b.position == len(b)
 
-def repair_best(s):
-    """On resume: if the run stopped between saving last.npz and best.npz at a new best,
-    best.npz is written now from last.npz's weights (the best was evaluated at that very
-    step). Returns whether it wrote."""
-    sc = s.scalars
-    if sc["best_step"] != sc["step"] or not math.isfinite(sc["best_val"]):
-        return False
-    path = os.path.join(s.run_dir, "best.npz")
-    if os.path.exists(path) and int(load_arrays(path).get("state/step", -1)) == sc["step"]:
-        return False
-    save_best(s)
-    return True
+    def run(self):
+        """Train until a budget is used or Ctrl-C; returns a TrainResult."""
+        from tqdm.auto import tqdm
 
-
-def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
-    """Train as `cfg` says; returns a TrainResult. See the module docstring.
-
-    given: flag names set on the command line (resume keeps the others from config.json).
-    log: function taking one line (default: print through tqdm). progress: show a bar
-    (None: only when stderr is a terminal). stop: a StopFlag (default: a new one).
-    """
-    from tqdm.auto import tqdm
-
-    log = log or (lambda line: tqdm.write(line, file=sys.stdout))
-    s = setup(cfg, given)
-    cfg, sc = s.cfg, s.scalars
-    for line in banner(s):
-        log(line)
-    if s.resumed:
-        trim_metrics(s.run_dir, sc["step"])
-        if repair_best(s):
-            log(f"best.npz rewritten from last.npz (the run stopped before saving it at step {sc['step']})")
-    stop = stop or StopFlag()
-    total = _total_steps(cfg, s.batcher)
-    t_start = time.monotonic()
-    elapsed0, step0 = sc["elapsed"], sc["step"]
-    good = snapshot(s)  # the last state known to be finite
-    bar = tqdm(total=total, initial=min(sc["step"], total), unit="step", dynamic_ncols=True,
-               disable=(not sys.stderr.isatty()) if progress is None else not progress,
-               file=sys.stderr)
-    rate_t, rate_tok, recent, reason = time.monotonic(), 0, [], None
-    tok_per_s = 0.0
-    try:
-        with stop:
-            while True:
-                now = time.monotonic()
+        cfg, sc, task, stop = self.cfg, self.sc, self.task, self.stop
+        total = self.total_steps()
+        t_start = time.monotonic()
+        elapsed0, step0 = sc["elapsed"], sc["step"]
+        good = self.snapshot()  # the last state known to be finite
+        show = (not sys.stderr.isatty()) if self.progress is None else not self.progress
+        bar = tqdm(total=total, initial=min(sc["step"], total), unit="step", dynamic_ncols=True,
+                   disable=show, file=sys.stderr)
+        rate_t, rate_n, recent, reason, rate, last_val = time.monotonic(), 0, [], None, 0.0, None
+        elapsed = lambda: elapsed0 + time.monotonic() - t_start  # noqa: E731
+        try:
+            with stop:
+                while True:
+                    if stop.requested:
+                        reason = "interrupted"
+                    elif sc["step"] >= total:
+                        reason = "max_steps" if cfg.max_steps and total == cfg.max_steps \
+                            else "max_epochs"
+                    elif cfg.time_budget and time.monotonic() - t_start >= cfg.time_budget:
+                        reason = "time_budget"
+                    if reason:
+                        break
+                    loss, count = self.train_step()
+                    if loss is None:
+                        good = self._recover(good)
+                        continue
+                    sc["step"] += 1
+                    sc["tokens"] += count
+                    sc["loss_sum"] += loss * count
+                    sc["loss_count"] += count
+                    sc["log_sum"] += loss * count
+                    sc["log_count"] += count
+                    rate_n += count
+                    recent = (recent + [loss])[-20:]
+                    now = time.monotonic()
+                    rate = rate_n / (now - rate_t) if now > rate_t else 0.0
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{np.mean(recent):.3f}",
+                                    eta=_eta(sc["step"] - step0, total - sc["step"],
+                                             now - t_start, cfg.time_budget), refresh=False)
+                    if cfg.log_every and sc["step"] % cfg.log_every == 0:
+                        self.log_train(elapsed())
+                    if self._due_eval():
+                        val = self.evaluate(elapsed(), rate)
+                        if val is not None and not math.isfinite(val):
+                            good = self._recover(good)
+                            continue
+                        if val is not None:
+                            good = self.snapshot()
+                        rate_t, rate_n = time.monotonic(), 0
+                if reason != "interrupted" and sc["last_eval_step"] != sc["step"]:
+                    last_val = self.evaluate(elapsed(), rate, final=True)
+                    if last_val is not None and not math.isfinite(last_val):
+                        self.restore(good)  # never save a diverged model
                 if stop.requested:
                     reason = "interrupted"
-                elif sc["step"] >= total:
-                    reason = "max_steps" if cfg.max_steps and total == cfg.max_steps \
-                        else "max_epochs"
-                elif cfg.time_budget and now - t_start >= cfg.time_budget:
-                    reason = "time_budget"
-                if reason:
-                    break
-                loss, ntok = train_step(s)
-                if loss is None:
-                    good = _recover(s, good, log)
-                    continue
-                sc["step"] += 1
-                sc["tokens"] += ntok
-                sc["loss_sum"] += loss * ntok
-                sc["loss_count"] += ntok
-                rate_tok += ntok
-                recent = (recent + [loss])[-20:]
-                now = time.monotonic()
-                tok_per_s = rate_tok / (now - rate_t) if now > rate_t else 0.0
-                bar.update(1)
-                bar.set_postfix(loss=f"{np.mean(recent):.3f}", tok_s=f"{tok_per_s:,.0f}",
-                                eta=_eta(sc["step"] - step0, total - sc["step"], now - t_start,
-                                         cfg.time_budget), refresh=False)
-                if sc["step"] % cfg.eval_every == 0:
-                    val = evaluate(s, stop, log, elapsed0 + time.monotonic() - t_start,
-                                   tok_per_s)
-                    if val is not None and not math.isfinite(val):
-                        good = _recover(s, good, log)
-                        continue
-                    if val is not None:
-                        good = snapshot(s)
-                    rate_t, rate_tok = time.monotonic(), 0
-            last_val = None
-            if reason != "interrupted" and sc["last_eval_step"] != sc["step"]:
-                last_val = evaluate(s, stop, log, elapsed0 + time.monotonic() - t_start,
-                                    tok_per_s)
-                if last_val is not None and not math.isfinite(last_val):
-                    restore(s, good)  # never save a diverged model
-            if stop.requested:
-                reason = "interrupted"
-            sc["elapsed"] = elapsed0 + time.monotonic() - t_start
-            save_last(s, stop)
-    finally:
-        bar.close()
-    return TrainResult(s.run_dir, sc["step"], reason, sc["best_val"], sc["best_step"], last_val)
+                if self.last_saved_step != sc["step"] or reason == "interrupted" or \
+                        (last_val is not None and not math.isfinite(last_val)):
+                    sc["elapsed"] = elapsed()
+                    self._saving(save_arrays, self.path("last.npz"), self.snapshot())
+        finally:
+            bar.close()
+        self.draw_curves(force=True)
+        return TrainResult(task.run_dir, sc["step"], reason, sc["best_val"], sc["best_step"],
+                           last_val)
+
+    def _recover(self, good):
+        """After a non-finite loss: back to the last good state with half the lr, or stop."""
+        sc, opt = self.sc, self.task.optimizer
+        restarts = sc["nonfinite_restarts"] + 1
+        step = sc["step"]
+        self.restore(good)
+        sc["nonfinite_restarts"] = restarts
+        if restarts > MAX_RESTARTS:
+            save_arrays(self.path("last.npz"), good)  # the last finite state
+            raise TrainingDiverged(
+                f"training diverged: the loss became NaN or infinite at step {step + 1} "
+                f"even after halving the learning rate {MAX_RESTARTS} times; the last good "
+                f"checkpoint is {self.task.run_dir}/last.npz (try a smaller --learning_rate "
+                f"or --grad_clip)")
+        opt.lr *= 0.5
+        self.log(f"warning: non-finite loss at step {step + 1}: back to step {sc['step']} "
+                 f"with learning rate {opt.lr:.2e} ({restarts}/{MAX_RESTARTS})")
+        return self.snapshot()
+
+
+def _beats(key, best, eps):
+    """Whether score tuple `key` beats `best` (larger is better): its first component by
+    more than `eps`, or an equal first component and a better rest (e.g. equal accuracy,
+    lower loss)."""
+    return key[0] > best[0] + eps or (key[0] == best[0] and key[1:] > best[1:])
 
 
 def _eta(steps_done, steps_left, seconds, budget):
@@ -286,21 +368,3 @@ def _eta(steps_done, steps_left, seconds, budget):
         return "?"
     m, sec = divmod(int(left), 60)
     return f"{m // 60}:{m % 60:02d}:{sec:02d}" if m >= 60 else f"{m}:{sec:02d}"
-
-
-def _recover(s, good, log):
-    """After a non-finite loss: back to the last good state with half the lr, or stop."""
-    restarts = s.scalars["nonfinite_restarts"] + 1
-    step = s.scalars["step"]
-    restore(s, good)
-    s.scalars["nonfinite_restarts"] = restarts
-    if restarts > MAX_RESTARTS:
-        save_arrays(os.path.join(s.run_dir, "last.npz"), good)  # the last finite state
-        raise CliError(f"training diverged: the loss became NaN or infinite at step {step + 1} "
-                       f"even after halving the learning rate {MAX_RESTARTS} times; the last "
-                       f"good checkpoint is {s.run_dir}/last.npz (try a smaller "
-                       f"--learning_rate or --grad_clip)", code=1)
-    s.optimizer.lr *= 0.5
-    log(f"warning: non-finite loss at step {step + 1}: back to step {s.scalars['step']} "
-        f"with learning rate {s.optimizer.lr:.2e} ({restarts}/{MAX_RESTARTS})")
-    return snapshot(s)

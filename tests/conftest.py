@@ -1,0 +1,72 @@
+"""Helpers shared by the tests: running a CLI, its clean-error contract, reading metrics,
+a tiny corpus, and a scalar Adam written from the paper (import them: `from conftest import`)."""
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cli_env(**extra):
+    """The environment of a CLI under test: this checkout first on the path, one BLAS thread."""
+    e = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1", OPENBLAS_NUM_THREADS="1",
+             **extra)
+    e["PYTHONPATH"] = REPO + os.pathsep + e.get("PYTHONPATH", "")
+    return e
+
+
+def run_module(module, args, cwd, stdin=None, timeout=120):
+    """`python -m module args...` in `cwd`; the CompletedProcess with text output."""
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=cwd,
+                          env=cli_env(), capture_output=True, text=True, timeout=timeout,
+                          input=stdin)
+
+
+def assert_clean_error(proc, *fragments, code=2):
+    """The CLI contract for bad input: exit `code`, one `error: ...` line, no traceback."""
+    assert proc.returncode == code, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
+    lines = [x for x in proc.stderr.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    for frag in fragments:
+        assert frag in lines[0], lines[0]
+
+
+def metrics(run_dir, rows="all"):
+    """metrics.jsonl of a run: "all" rows, the "eval" rows (with a validation loss) or the
+    "train" rows (the training loss logged every --log_every steps)."""
+    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
+        out = [json.loads(line) for line in f if line.strip()]
+    if rows == "eval":
+        return [r for r in out if "val_loss" in r]
+    if rows == "train":
+        return [r for r in out if "val_loss" not in r]
+    return out
+
+
+def corpus_text(n_words=1200, seed=0):
+    """A small text of a dozen words in random order: learnable, yet not trivial."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "cat", "sat", "on", "a", "mat.", "dog", "ran", "to", "big", "red", "hat"]
+    return " ".join(words[i] for i in rng.integers(0, len(words), n_words)) + "\n"
+
+
+def adam_reference(p, grads_fn, steps, lr, b1, b2, eps, wd=0.0):
+    """Scalar-by-scalar Adam written straight from the paper (PyTorch's eps placement)."""
+    p = [float(x) for x in p]
+    m = [0.0] * len(p)
+    v = [0.0] * len(p)
+    for t in range(1, steps + 1):
+        g = grads_fn(p)
+        for i in range(len(p)):
+            gi = g[i] + wd * p[i]
+            m[i] = b1 * m[i] + (1 - b1) * gi
+            v[i] = b2 * v[i] + (1 - b2) * gi * gi
+            mhat = m[i] / (1 - b1 ** t)
+            vhat = v[i] / (1 - b2 ** t)
+            p[i] -= lr * mhat / (math.sqrt(vhat) + eps)
+    return p
