@@ -15,6 +15,9 @@ def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128
          encoding="utf-8", encoding_errors="strict", threads="auto"):
     """Loss, perplexity and bits per character of a trained model on a text file.
 
+    Bits per character compare models of any level: the loss of the file's tokens in
+    bits, divided by its characters (at character level: the loss per token in bits).
+
     Args:
       file: the held-out text file to score
       checkpoint: run directory (default: the most recently trained run under checkpoints/)
@@ -29,7 +32,7 @@ def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128
     from lm.config.checks import check_choice, check_int
     from lm.data.batchers import Lines
     from lm.training.evaluation import evaluate_loss
-    from lm.training.metrics import bits_per_token, perplexity
+    from lm.training.metrics import bits_per_char, bits_per_token, perplexity
     from lm.storage.run_dir import check_run_dir, find_latest_run
     from lm.text.stream import load_corpus
     from lm.models.load import load_language_model as load_run
@@ -60,8 +63,18 @@ def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128
     print(f"file       {file}: {len(corpus.ids):,} {cfg.level} tokens")
     print(f"loss       {loss:.4f} nats per token")
     print(f"perplexity {perplexity(loss):.3f}")
-    unit = "char" if cfg.level == "char" else "token"
-    print(f"bits       {bits_per_token(loss):.4f} per {unit}")
+    chars = count_chars(file, str(encoding), str(encoding_errors))
+    print(f"bits       {bits_per_char(loss, len(corpus.ids), chars):.4f} per char")
+    if cfg.level != "char":
+        print(f"           {bits_per_token(loss):.4f} per token, "
+              f"{chars / len(corpus.ids):.2f} chars per token")
+
+
+def count_chars(path, encoding="utf-8", errors="strict"):
+    """The number of characters (code points) of a text file, read in chunks."""
+    from lm.text.files import iter_text
+
+    return sum(len(chunk) for chunk in iter_text(path, encoding, errors))
 
 
 if __name__ == "__main__":

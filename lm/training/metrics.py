@@ -13,6 +13,14 @@ def bits_per_token(nats):
     return nats / LN2
 
 
+def bits_per_char(nats_per_token, num_tokens, num_chars):
+    """Bits per character of a text of `num_tokens` tokens and `num_chars` characters whose
+    tokens cost `nats_per_token` on average: the total loss in bits over the characters,
+    nats * tokens / ln 2 / chars. The figure that compares char and word models; at char
+    level (a token per character) it is the loss per token in bits."""
+    return nats_per_token * num_tokens / LN2 / max(1, num_chars)
+
+
 def perplexity(nats):
     """exp(nats), capped so that a diverged loss prints as a large number, not an overflow."""
     return math.exp(min(nats, 700.0))

@@ -115,11 +115,37 @@ class Trainer:
 
     def resume(self):
         """Continue from last.npz: state, log trimmed to it, best.npz repaired if needed."""
-        self.restore(load_arrays(self.path("last.npz")), self.path("last.npz"))
+        arrays = load_arrays(self.path("last.npz"))
+        if "state/step" not in arrays and "state/epoch" in arrays:
+            self._resume_epoch_checkpoint(arrays)
+        else:
+            self.restore(arrays, self.path("last.npz"))
         trim_metrics(self.task.run_dir, self.sc["step"])
         if self._repair_best():
             self.log(f"best.npz rewritten from last.npz (the run stopped before saving it "
                      f"at step {self.sc['step']})")
+
+    def _resume_epoch_checkpoint(self, arrays):
+        """Classifiers of lm 0.1 saved weights, optimiser and the epoch only: go on from the
+        start of the next epoch (a new dropout stream, so not bit-identical), the best so
+        far taken from metrics.jsonl."""
+        from lm.storage.checkpoint import copy_into_params
+        from lm.training.metrics import read_metrics
+
+        t, sc = self.task, self.sc
+        copy_into_params(t.model.params, arrays, label=self.path("last.npz"))
+        t.optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items()
+                                     if k.startswith("optim/")})
+        epoch = int(arrays["state/epoch"])
+        t.batcher.load_state_dict({**t.batcher.state_dict(), "epoch": epoch, "position": 0})
+        sc["step"] = sc["last_eval_step"] = int(arrays.get("state/step", epoch * len(t.batcher)))
+        rows = [r for r in read_metrics(t.run_dir) if "val_loss" in r and "val_acc" in r]
+        if rows:
+            best = max(rows, key=t.score)
+            sc.update(best_key=tuple(t.score(best)), best_val=best["val_loss"],
+                      best_step=best.get("step", sc["step"]), elapsed=rows[-1].get("elapsed", 0))
+        self.log(f"note    {self.path('last.npz')} is from lm 0.1 (weights and optimiser, no "
+                 f"random state): continuing at epoch {epoch + 1}, not bit-identical")
 
     def save_best(self):
         """best.npz: the model's weights now, with the step and validation loss of the best."""
