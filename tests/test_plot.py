@@ -109,3 +109,41 @@ def test_plot_cli(tmp_path):
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("error: ")
     assert "Traceback" not in bad.stderr
+
+
+def test_the_figure_draws_the_smoothed_training_log_and_validation_points(tmp_path):
+    """What is drawn, not only that a PNG came out: axes, labels, lines and their data."""
+    from lm.training.curves import draw_figure, smooth
+
+    train = [{"step": s, "epoch": s / 500, "tokens": 64 * s, "elapsed": s / 10, "lr": 3e-3,
+              "train_loss": 4.0 - s / 100} for s in range(10, 301, 10)]
+    evals = [{**r, "val_loss": r["train_loss"] + 0.1, "val_ppl": 2.718 ** r["train_loss"],
+              "val_bpc": r["train_loss"] / 0.6931} for r in lm_rows()[:3]]
+    for r, step in zip(evals, (100, 200, 300)):
+        r.update(step=step, tokens=64 * step, elapsed=step / 10)
+    fig = draw_figure([write_run(tmp_path / "run", sorted(train + evals,
+                                                          key=lambda r: r["step"]))])
+    axes = fig.get_axes()
+    assert len(axes) == 4
+    loss_tokens, loss_time, bpc_tokens, _ = axes
+    assert loss_tokens.get_ylabel() == "loss (nats per token)"
+    assert loss_tokens.get_xlabel() == "tokens seen (thousands)"
+    assert loss_time.get_xlabel() == "training time (s)"
+    assert bpc_tokens.get_ylabel() == "validation bits per char"
+    train_line, val_points = loss_tokens.get_lines()
+    assert train_line.get_label() == "run train (smoothed)"
+    assert len(train_line.get_xdata()) == 30  # every logged row, not only the evaluations
+    assert list(train_line.get_ydata()) == pytest.approx(smooth([r["train_loss"] for r in train]))
+    assert list(val_points.get_xdata()) == pytest.approx([6.4, 12.8, 19.2])  # thousands
+    assert list(val_points.get_ydata()) == pytest.approx([r["val_loss"] for r in evals])
+    assert val_points.get_linestyle() == "None" and val_points.get_marker() == "o"
+    assert list(bpc_tokens.get_lines()[0].get_ydata()) == pytest.approx(
+        [r["val_bpc"] for r in evals])
+
+
+def test_smoothing_follows_a_constant_and_lags_a_step():
+    from lm.training.curves import smooth
+
+    assert smooth([2.0] * 5) == pytest.approx([2.0] * 5)  # bias-corrected from the start
+    s = smooth([1.0] * 5 + [0.0] * 5)
+    assert s[4] == pytest.approx(1.0) and 0 < s[5] < 1 and s[-1] < s[5]

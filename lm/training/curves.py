@@ -128,8 +128,8 @@ def _draw_sentiment(fig, runs):
     axes[0, 0].legend(fontsize="small")
 
 
-def render_png(run_dirs, title=None):
-    """The figure of `run_dirs` as PNG bytes (raises FileNotFoundError/ValueError)."""
+def draw_figure(run_dirs, title=None):
+    """The matplotlib Figure of `run_dirs` (raises FileNotFoundError/ValueError)."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib.figure import Figure  # no pyplot: no global figure state
@@ -150,8 +150,13 @@ def render_png(run_dirs, title=None):
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.92, wspace=0.22, hspace=0.3)
     (_draw_sentiment if sentiment else _draw_lm)(fig, runs)
     fig.suptitle(title or ", ".join(label for label, _ in runs))
+    return fig
+
+
+def render_png(run_dirs, title=None):
+    """The figure of `run_dirs` as PNG bytes."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    draw_figure(run_dirs, title).savefig(buf, format="png", dpi=90)
     return buf.getvalue()
 
 
