@@ -145,7 +145,8 @@ def test_verify_against_model_names_the_problem(tmp_path):
 @pytest.mark.parametrize("edit, msg", [
     (lambda c, v: c["model"].update(vocab_size=8), "8"),
     (lambda c, v: v["itos"].append("z"), "8 tokens"),
-    (lambda c, v: c["model"].update(hidden_size=10**6), "implies at least"),
+    (lambda c, v: c["model"].update(hidden_size=10**6), "hidden_size must be in \\[1, 65536\\]"),
+    (lambda c, v: c["model"].update(hidden_size=60000), "implies at least"),
     (lambda c, v: c["model"].update(embed_size=5), "embed.W"),
     (lambda c, v: c["model"].update(cell="transformer"), "cell"),
     (lambda c, v: c.update(kind="gan"), "kind"),

@@ -67,3 +67,24 @@ def check_bool(name, value):
     if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
         return value.lower() in ("true", "yes", "1")
     raise ValueError(f"--{name} is a switch (--{name} or --no{name}), got {value!r}")
+
+
+# The sizes of a model, and their one rule: an integer in [1, limit]. Flags, model
+# constructors and a checkpoint's config.json all check a size with `check_size`.
+SIZE_LIMITS = {"vocab_size": 2**31 - 1, "embed_size": 65536, "hidden_size": 65536,
+               "num_layers": 64, "num_classes": 100, "filters": 65536, "kernel_size": 1024}
+
+
+def check_size(name, value, flag=True):
+    """`value` as an int in [1, SIZE_LIMITS[name]]; ValueError naming `--name` (a flag) or
+    `name` (a constructor argument or config field) otherwise. Bools and fractions fail."""
+    label = f"--{name}" if flag else name
+    integral = isinstance(value, int) or (
+        hasattr(value, "is_integer") and not isinstance(value, str) and value.is_integer()) \
+        or type(value).__name__.startswith(("int", "uint"))
+    if isinstance(value, bool) or not integral:
+        raise ValueError(f"{label} must be an integer, got {value!r}")
+    value, top = int(value), SIZE_LIMITS[name]
+    if not 1 <= value <= top:
+        raise ValueError(f"{label} must be in [1, {top}], got {value}")
+    return value

@@ -3,7 +3,7 @@ flags and `config.json`'s "train" section."""
 import dataclasses
 from dataclasses import dataclass
 
-from lm.config.checks import check_bool, check_choice, check_float, check_int
+from lm.config.checks import check_bool, check_choice, check_float, check_int, check_size
 from lm.config.choices import DTYPES, ENCODERS, ENCODING_ERRORS, LEVELS, POOLS
 
 
@@ -64,9 +64,9 @@ class SentimentConfig:
         c.test_frac = check_float("test_frac", c.test_frac, 0, 1, hi_open=True)
         c.seed = check_int("seed", c.seed, 0, 2**63 - 1)
         c.min_count = check_int("min_count", c.min_count, 1)
-        c.embed_size = check_int("embed_size", c.embed_size, 1, 65536)
-        c.hidden_size = check_int("hidden_size", c.hidden_size, 1, 65536)
-        c.num_layers = check_int("num_layers", c.num_layers, 1, 64)
+        c.embed_size = check_size("embed_size", c.embed_size)
+        c.hidden_size = check_size("hidden_size", c.hidden_size)
+        c.num_layers = check_size("num_layers", c.num_layers)
         c.dropout = check_float("dropout", c.dropout, 0, 1, hi_open=True)
         c.max_epochs = check_float("max_epochs", c.max_epochs, 0, lo_open=True)
         c.max_steps = check_int("max_steps", c.max_steps, 0)

@@ -8,7 +8,7 @@ so a run can be resumed, sampled and evaluated with nothing else.
 import dataclasses
 from dataclasses import dataclass, fields
 
-from lm.config.checks import check_bool, check_choice, check_float, check_int
+from lm.config.checks import check_bool, check_choice, check_float, check_int, check_size
 from lm.config.choices import CELLS, DTYPES, ENCODING_ERRORS, LEVELS, OPTIMIZERS
 
 
@@ -74,9 +74,9 @@ class TrainConfig:
         if 0 < c.max_vocab < 2:
             raise ValueError("--max_vocab must be 0 (no limit) or at least 2")
         c.val_frac = check_float("val_frac", c.val_frac, 0, 1, lo_open=True, hi_open=True)
-        c.embed_size = check_int("embed_size", c.embed_size, 1, 65536)
-        c.hidden_size = check_int("hidden_size", c.hidden_size, 1, 65536)
-        c.num_layers = check_int("num_layers", c.num_layers, 1, 64)
+        c.embed_size = check_size("embed_size", c.embed_size)
+        c.hidden_size = check_size("hidden_size", c.hidden_size)
+        c.num_layers = check_size("num_layers", c.num_layers)
         c.dropout = check_float("dropout", c.dropout, 0, 1, hi_open=True)
         if c.tie_weights and c.embed_size != c.hidden_size:
             raise ValueError(f"--tie_weights needs --embed_size == --hidden_size "

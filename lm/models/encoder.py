@@ -2,6 +2,7 @@
 import numpy as np
 
 from lm.config import choices
+from lm.config.checks import check_size
 from lm.layers.base import Layer, as_rng
 from lm.layers.bidirectional import Bidirectional
 from lm.layers.dropout import Dropout
@@ -13,17 +14,6 @@ from lm.layers.rnn import VanillaRNN
 CELLS = {"rnn": VanillaRNN, "lstm": LSTM, "gru": GRU}  # lm.config.choices.CELLS -> layer
 BAG = "bag"  # no recurrence: the encoder returns the embeddings (pooled by the classifier)
 assert set(CELLS) == set(choices.CELLS) and BAG in choices.ENCODERS
-
-
-def check_size(name, value, lo=1):
-    """An int >= lo, else ValueError (bools and non-integral floats are refused)."""
-    integral = isinstance(value, (int, np.integer)) or (
-        isinstance(value, (float, np.floating)) and float(value).is_integer())
-    if isinstance(value, bool) or not integral:
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if int(value) < lo:
-        raise ValueError(f"{name} must be >= {lo}, got {value}")
-    return int(value)
 
 
 def check_dropout(p):
@@ -52,10 +42,10 @@ class Encoder(Layer):
         super().__init__()
         if cell not in CELLS and cell != BAG:
             raise ValueError(f"unknown cell {cell!r}; choose from {', '.join([*CELLS, BAG])}")
-        self.vocab_size = check_size("vocab_size", vocab_size)
-        self.embed_size = check_size("embed_size", embed_size)
-        self.hidden_size = check_size("hidden_size", hidden_size)
-        self.num_layers = check_size("num_layers", num_layers)
+        self.vocab_size = check_size("vocab_size", vocab_size, flag=False)
+        self.embed_size = check_size("embed_size", embed_size, flag=False)
+        self.hidden_size = check_size("hidden_size", hidden_size, flag=False)
+        self.num_layers = check_size("num_layers", num_layers, flag=False)
         self.dropout = check_dropout(dropout)
         self.cell = cell
         self.bidirectional = bool(bidirectional)

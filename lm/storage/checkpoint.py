@@ -15,6 +15,8 @@ import re
 
 import numpy as np
 
+from lm.config import choices
+from lm.config.checks import SIZE_LIMITS, check_size
 from lm.storage.atomic import (AtomicWriteError, append_jsonl, atomic_write, clean_stale_tmp,
                        write_json)
 from lm.storage.safe_json import parse_json, read_json, read_jsonl
@@ -34,13 +36,10 @@ KINDS = ("language_model", "sentiment")
 _CKPT_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\.npz\Z")
 
 # Types of the "model" fields of config.json that lm knows; others pass unchecked.
-_SIZE_FIELDS = ("vocab_size", "embed_size", "hidden_size", "num_layers", "num_classes")
 _BOOL_FIELDS = ("tie_weights", "bidirectional")
-_CHOICE_FIELDS = {"cell": ("rnn", "lstm", "gru", "bag"), "dtype": ("float32", "float64"),
-                  "pool": ("mean", "max", "last")}
+_CHOICE_FIELDS = {"cell": choices.ENCODERS, "dtype": choices.DTYPES, "pool": choices.POOLS}
 _REQUIRED = {"language_model": ("vocab_size", "embed_size", "hidden_size", "cell"),
              "sentiment": ("vocab_size", "embed_size")}
-_MAX_SIZE = 2**31 - 1
 
 
 def _is_int(x):
@@ -69,10 +68,14 @@ def validate_config(config, label=CONFIG_NAME):
     for key in _REQUIRED[kind]:
         if key not in model:
             raise CheckpointError(label, f"'model' lacks the required field {key!r}")
-    for key in _SIZE_FIELDS:
-        if key in model and not (_is_int(model[key]) and 1 <= model[key] <= _MAX_SIZE):
-            raise CheckpointError(label, f"model.{key} must be a positive integer, "
-                                  f"got {model[key]!r}")
+    for key in SIZE_LIMITS:
+        if key in model:
+            if not _is_int(model[key]):  # JSON: 3.0 is not a size
+                raise CheckpointError(label, f"model.{key} must be an integer, got {model[key]!r}")
+            try:
+                check_size(key, model[key], flag=False)
+            except ValueError as e:
+                raise CheckpointError(label, f"model.{e}") from None
     for key in _BOOL_FIELDS:
         if key in model and not isinstance(model[key], bool):
             raise CheckpointError(label, f"model.{key} must be true or false")
