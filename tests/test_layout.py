@@ -112,3 +112,31 @@ def test_entry_points_choose_threads_before_numpy_loads():
     out = subprocess.run([sys.executable, "-c", code], env=cli_env(), capture_output=True,
                          text=True, cwd=REPO)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_every_cli_help_starts_with_its_own_text(tmp_path):
+    """`--help` opens with the tool's name and summary: no fire `INFO:` line before it."""
+    from conftest import run_module
+
+    for module, args in [("lm.train", []), ("lm.sample", []), ("lm.evaluate", []),
+                         ("lm.plot", []), ("lm.sentiment", ["train"]),
+                         ("lm.sentiment", ["predict"]), ("lm.sentiment", ["evaluate"])]:
+        proc = run_module(module, [*args, "--help"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "INFO" not in proc.stdout + proc.stderr
+        first = proc.stdout.splitlines()[:2]
+        assert first[0] == "NAME" and first[1].strip().startswith(
+            f"python -m {module} {' '.join(args)}".strip()), first
+
+
+def test_train_flags_and_their_help_come_from_the_config_dataclass():
+    import dataclasses
+    import inspect
+
+    from lm.config.training import TrainConfig
+    from lm.train import main
+
+    params = inspect.signature(main).parameters
+    assert [f.name for f in dataclasses.fields(TrainConfig)] == \
+        [n for n in params if n != "threads"]
+    assert "  log_every: log the training loss to metrics.jsonl" in main.__doc__
