@@ -79,9 +79,9 @@ def validate_config(config, label=CONFIG_NAME):
     for key in _BOOL_FIELDS:
         if key in model and not isinstance(model[key], bool):
             raise CheckpointError(label, f"model.{key} must be true or false")
-    for key, choices in _CHOICE_FIELDS.items():
-        if key in model and model[key] not in choices:
-            raise CheckpointError(label, f"model.{key} must be one of {list(choices)}, "
+    for key, allowed in _CHOICE_FIELDS.items():
+        if key in model and model[key] not in allowed:
+            raise CheckpointError(label, f"model.{key} must be one of {list(allowed)}, "
                                   f"got {model[key]!r}")
     p = model.get("dropout", 0.0)
     if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p < 1.0:

@@ -24,7 +24,7 @@ from lm.storage.run_dir import RUNS_ROOT, check_new_run_dir, corpus_label
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_classifier
 from lm.training.optim import Adam
-from lm.training.trainer import Trainer
+from lm.training.trainer import train_task
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 SPLITS = ("train", "val", "test")
@@ -207,14 +207,7 @@ def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
     from lm.training.metrics import read_metrics
 
     task = setup(cfg, given)
-    trainer = Trainer(task, log=log, progress=progress, stop=stop)
-    if task.cfg.resume:
-        trainer.resume()
-        if "learning_rate" in given:
-            task.optimizer.lr = task.cfg.learning_rate
-    for line in task.banner(trainer.sc["step"] if task.cfg.resume else None):
-        trainer.log(line)
-    result = trainer.run()
+    result = train_task(task, given, log, progress, stop)
     rows = [r for r in read_metrics(task.run_dir)
             if r.get("step") == result.best_step and "val_acc" in r]
     return result, (rows[-1] if rows else None)

@@ -18,7 +18,7 @@ from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_loss
 from lm.training.metrics import bits_per_token, format_eval_line, perplexity
 from lm.training.optim import SGD, Adam
-from lm.training.trainer import Trainer
+from lm.training.trainer import train_task
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -208,12 +208,4 @@ def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
     log: function taking one line (default: print through tqdm). progress: show a bar
     (None: only when stderr is a terminal). stop: a StopFlag (default: a new one).
     """
-    task = setup(cfg, given)
-    trainer = Trainer(task, log=log, progress=progress, stop=stop)
-    if task.cfg.resume:
-        trainer.resume()
-        if "learning_rate" in given:
-            task.optimizer.lr = task.cfg.learning_rate
-    for line in task.banner(trainer.sc["step"] if task.cfg.resume else None):
-        trainer.log(line)
-    return trainer.run()
+    return train_task(setup(cfg, given), given, log, progress, stop)

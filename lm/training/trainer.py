@@ -378,6 +378,20 @@ class Trainer:
         return self.snapshot()
 
 
+def train_task(task, given=frozenset(), log=None, progress=None, stop=None):
+    """Train a task built for a new run or a resumed one (`task.cfg.resume`): resume from
+    last.npz (a --learning_rate given now replaces the saved one), print the task's banner,
+    run. Returns the TrainResult."""
+    trainer = Trainer(task, log=log, progress=progress, stop=stop)
+    if task.cfg.resume:
+        trainer.resume()
+        if "learning_rate" in given:
+            task.optimizer.lr = task.cfg.learning_rate
+    for line in task.banner(trainer.sc["step"] if task.cfg.resume else None):
+        trainer.log(line)
+    return trainer.run()
+
+
 def _beats(key, best, eps):
     """Whether score tuple `key` beats `best` (larger is better): its first component by
     more than `eps`, or an equal first component and a better rest (e.g. equal accuracy,
