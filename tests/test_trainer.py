@@ -270,6 +270,53 @@ def test_killed_between_last_and_best_is_repaired_on_resume(tmp_path, monkeypatc
             assert np.array_equal(v, last[k])
 
 
+def test_killed_between_the_log_and_last_npz_resumes_with_the_same_log(tmp_path, monkeypatch):
+    """The evaluation row is appended before last.npz: a run killed in between resumes
+    from the previous last.npz, drops the rows logged after it and logs them again, so
+    its metrics.jsonl equals an uninterrupted run's (nothing is lost, nothing doubled)."""
+    from lm.storage.checkpoint import save_arrays
+    corpus = write_corpus(tmp_path / "c.txt")
+    common = dict(TINY, corpus=corpus, dtype="float64", eval_every=4, log_every=2)
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    train(TrainConfig(**common, out_dir=a, max_steps=12), log=quiet)
+
+    def killed_saving_step_8(path, arrays, **kw):
+        if path.endswith("last.npz") and int(arrays["state/step"]) == 8:
+            raise Killed
+        return save_arrays(path, arrays, **kw)
+
+    monkeypatch.setattr(trainer, "save_arrays", killed_saving_step_8)
+    with pytest.raises(Killed):
+        train(TrainConfig(**common, out_dir=b, max_steps=12), log=quiet)
+    monkeypatch.setattr(trainer, "save_arrays", save_arrays)
+    assert metrics(b, "eval")[-1]["step"] == 8  # logged, then killed before last.npz
+    train(TrainConfig(**common, out_dir=b, max_steps=12, resume=True), given={"resume"},
+          log=quiet)
+    assert [[r.get(k) for k in LOGGED] for r in metrics(a)] == \
+        [[r.get(k) for k in LOGGED] for r in metrics(b)]
+
+
+def test_a_run_stopped_off_the_schedule_resumes_to_the_same_log(tmp_path):
+    """--max_steps 7 with evaluations every 5 steps ends with a final evaluation at step 7;
+    resumed to 20, the log, the weights and the lr schedule equal an uninterrupted run's:
+    the final row is dropped and the final evaluation changed no training state."""
+    corpus = write_corpus(tmp_path / "c.txt")
+    common = dict(TINY, corpus=corpus, dtype="float64", eval_every=5, log_every=2,
+                  patience=0, lr_decay=0.5)
+    a, b = str(tmp_path / "a"), str(tmp_path / "b")
+    train(TrainConfig(**common, out_dir=a, max_steps=20), log=quiet)
+    r = train(TrainConfig(**common, out_dir=b, max_steps=7), log=quiet)
+    assert r.step == 7 and metrics(b, "eval")[-1]["step"] == 7 and metrics(b)[-1]["final"]
+    train(TrainConfig(**common, out_dir=b, max_steps=20, resume=True),
+          given={"resume", "max_steps"}, log=quiet)
+    assert [[r.get(k) for k in LOGGED] for r in metrics(a)] == \
+        [[r.get(k) for k in LOGGED] for r in metrics(b)]
+    la, lb = load_arrays(os.path.join(a, "last.npz")), load_arrays(os.path.join(b, "last.npz"))
+    for k in la:
+        if k.startswith(("param/", "optim/")):
+            np.testing.assert_array_equal(la[k], lb[k], err_msg=k)
+
+
 def test_word_level_logs_perplexity(tmp_path):
     corpus = write_corpus(tmp_path / "c.txt")
     lines = []
