@@ -88,3 +88,30 @@ def check_size(name, value, flag=True):
     if not 1 <= value <= top:
         raise ValueError(f"{label} must be in [1, {top}], got {value}")
     return value
+
+
+def fields_from_json(cls, d, label="config.json", defaults=None):
+    """An instance of dataclass `cls` from a JSON object, every field with its flag's JSON
+    type (an int where the flag is an integer, true/false for a switch, text for text; a
+    float field takes an int too); unknown names are refused. `defaults`: values for
+    fields that files written before those fields existed lack. Then `validate()` checks
+    the ranges. Raises ValueError naming the file and the field."""
+    import dataclasses
+
+    if not isinstance(d, dict):
+        raise ValueError(f"{label}: \"train\" must be an object")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - set(fields))
+    if unknown:
+        raise ValueError(f"{label}: unknown training flag {unknown[0]!r}")
+    kinds = {int: (int,), float: (int, float), bool: (bool,), str: (str,)}
+    for name, value in d.items():
+        want = fields[name].type if isinstance(fields[name].type, type) else \
+            type(fields[name].default)
+        ok = isinstance(value, kinds[want]) and (want is bool or not isinstance(value, bool))
+        if not ok:
+            raise ValueError(f"{label}: train.{name} must be {want.__name__}, got {value!r}")
+    try:
+        return cls(**{**(defaults or {}), **d}).validate()
+    except ValueError as e:
+        raise ValueError(f"{label}: {e}") from None

@@ -3,7 +3,8 @@ flags and `config.json`'s "train" section."""
 import dataclasses
 from dataclasses import dataclass
 
-from lm.config.checks import check_bool, check_choice, check_float, check_int, check_size
+from lm.config.checks import (check_bool, check_choice, check_float, check_int, check_size,
+                              fields_from_json)
 from lm.config.choices import DTYPES, ENCODERS, ENCODING_ERRORS, LEVELS, POOLS
 
 
@@ -31,7 +32,7 @@ class SentimentConfig:
     num_layers: int = 1            # stacked recurrent layers
     dropout: float = 0.3           # dropout on the embeddings, between layers and before the head
     # --- optimisation ---
-    max_epochs: float = 40         # passes over the training set
+    max_epochs: float = 40.0       # passes over the training set
     max_steps: int = 0             # stop after this many steps (0 = no limit)
     time_budget: float = 0.0       # stop after this many seconds of training, evaluate and save (0 = none)
     batch_size: int = 8            # examples per step (grouped by length)
@@ -95,14 +96,10 @@ class SentimentConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d):
-        """A config from `config.json`'s "train" part (runs of lm 0.1 lack the newer
-        flags and get their defaults); unknown keys are refused."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown training flags in config.json: {', '.join(unknown)}")
-        return cls(**d)
+    def from_dict(cls, d, label="config.json"):
+        """The config in `config.json`'s "train" part, every field checked as its flag is
+        (runs of lm 0.1 lack the newer flags and get their defaults)."""
+        return fields_from_json(cls, d, label)
 
 
 # Flags a resumed classifier run may change: the budgets and the schedule.

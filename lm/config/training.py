@@ -6,9 +6,10 @@
 so a run can be resumed, sampled and evaluated with nothing else.
 """
 import dataclasses
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from lm.config.checks import check_bool, check_choice, check_float, check_int, check_size
+from lm.config.checks import (check_bool, check_choice, check_float, check_int, check_size,
+                              fields_from_json)
 from lm.config.choices import CELLS, DTYPES, ENCODING_ERRORS, LEVELS, OPTIMIZERS
 
 
@@ -106,12 +107,11 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d):
-        """A config from `config.json`'s "train" part; unknown keys are ignored."""
-        names = {f.name for f in fields(cls)}
-        # runs saved before these flags: lines in file order, no training-loss log rows
-        d = {"shuffle_lines": False, "log_every": 0, **d}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def from_dict(cls, d, label="config.json"):
+        """The config in `config.json`'s "train" part, every field checked as its flag is
+        (see lm.config.checks.fields_from_json); runs saved before `--shuffle_lines` and
+        `--log_every` existed keep file order and log no training-loss rows."""
+        return fields_from_json(cls, d, label, defaults={"shuffle_lines": False, "log_every": 0})
 
 
 # Flags that define the model or the data: a resumed run keeps its own values.
@@ -158,8 +158,10 @@ def init_from_config(source_cfg, new, given):
     return merged.validate()
 
 
-def train_config_from_json(d):
-    """The TrainConfig saved in a run's config.json."""
+def train_config_from_json(d, label="config.json"):
+    """The TrainConfig saved in a language model's config.json, every field checked."""
     if not isinstance(d, dict) or not isinstance(d.get("train"), dict):
-        raise ValueError("config.json has no \"train\" section")
-    return TrainConfig.from_dict(d["train"]).validate()
+        raise ValueError(f"{label} has no \"train\" section")
+    if d.get("kind") != "language_model":
+        raise ValueError(f"{label}: this is a {d.get('kind')!r} run, not a language model")
+    return TrainConfig.from_dict(d["train"], label)

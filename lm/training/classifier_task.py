@@ -19,7 +19,8 @@ from lm.data.labeled import (TextBatcher, build_vocab, class_index, read_example
                              subset, unk_rate)
 from lm.models.classifier import SentimentClassifier
 from lm.models.load import copy_encoder_weights, load_lm_encoder
-from lm.storage.checkpoint import clean_stale_tmp, read_json, write_run_metadata
+from lm.storage.checkpoint import (clean_stale_tmp, read_json, validate_config,
+                                   write_run_metadata)
 from lm.storage.run_dir import RUNS_ROOT, check_new_run_dir, corpus_label
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_classifier
@@ -114,11 +115,13 @@ def _resumed_config(cfg, given):
     if not run_dir or not os.path.isfile(os.path.join(run_dir, "last.npz")):
         raise FileNotFoundError(f"--resume: {run_dir or '(no --out_dir)'} holds no last.npz to "
                                 f"resume from (pass --out_dir RUN_DIR)")
-    meta = read_json(os.path.join(run_dir, "config.json"))
-    if meta.get("kind") != "sentiment" or not isinstance(meta.get("train"), dict):
-        raise ValueError(f"--resume: {run_dir} is not a classifier run")
-    saved = SentimentConfig.from_dict(meta["train"]).validate()
-    files = (meta.get("data") or {}).get("paths") or {}
+    label = os.path.join(run_dir, "config.json")
+    meta = validate_config(read_json(label), label)
+    if meta["kind"] != "sentiment" or not isinstance(meta.get("train"), dict):
+        raise ValueError(f"--resume: {run_dir} is a {meta['kind']} run, not a classifier")
+    saved = SentimentConfig.from_dict(meta["train"], label)
+    files = meta.get("data", {}).get("paths")
+    files = files if isinstance(files, dict) else {}
     for name in ("data", "neg", "test"):  # the same files, whatever the current directory
         path = files.get(name)
         if isinstance(path, str) and os.path.isfile(path):

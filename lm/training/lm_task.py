@@ -10,7 +10,7 @@ from lm.config.training import TrainConfig, init_from_config, resume_config, tra
 from lm.data.batchers import make_batcher, split_corpus
 from lm.models.language_model import LanguageModelRNN
 from lm.storage.checkpoint import (clean_stale_tmp, copy_into_params, load_arrays, read_json,
-                                   write_json)
+                                   validate_config, write_json)
 from lm.storage.run_dir import check_new_run_dir, check_run_dir, default_run_dir
 from lm.text.corpora import corpus_info, resolve_corpus
 from lm.text.stream import load_corpus
@@ -127,10 +127,11 @@ def _run_dir_for(cfg, given):
         if not os.path.isfile(os.path.join(run_dir, "last.npz")):
             raise FileNotFoundError(f"--resume: {run_dir} holds no last.npz to resume from"
                                     + ("" if cfg.out_dir else " (pass --out_dir RUN_DIR)"))
-        meta = read_json(os.path.join(run_dir, "config.json"))
-        saved = train_config_from_json(meta)
+        label = os.path.join(run_dir, "config.json")
+        meta = validate_config(read_json(label), label)
+        saved = train_config_from_json(meta, label)
         cfg = resume_config(saved, cfg, given)
-        saved_path = (meta.get("data") or {}).get("path")
+        saved_path = meta.get("data", {}).get("path")
         if isinstance(saved_path, str) and os.path.isfile(saved_path):
             cfg.corpus = saved_path  # the same file, whatever the current directory
         vocab = Vocab.from_json(read_json(os.path.join(run_dir, "vocab.json")))

@@ -55,8 +55,13 @@ class Optimizer:
                 d[f"{self.prefix}.{kind}.{name}"] = buf.copy()
         return d
 
-    def load_state_dict(self, d):
-        """Restore what `state_dict()` returned (copied into the existing buffers)."""
+    def load_state_dict(self, d, check_only=False):
+        """Restore what `state_dict()` returned (copied into the existing buffers);
+        `check_only`: only check it.
+
+        Everything is checked before anything changes (ValueError naming the entry): the
+        same names, buffers of the same shape with finite floats (second moments >= 0),
+        a positive finite lr and non-negative integer counters."""
         expected = set(self.state_dict())
         got = set(d)
         if got != expected:
@@ -66,14 +71,31 @@ class Optimizer:
                              f"missing {missing}, unexpected {extra}")
         for kind, bufs in self.state.items():
             for name, buf in bufs.items():
-                src = np.asarray(d[f"{self.prefix}.{kind}.{name}"])
-                if src.shape != buf.shape:
-                    raise ValueError(f"optimizer state {kind}.{name} has shape {src.shape}, "
-                                     f"expected {buf.shape}")
-                np.copyto(buf, src, casting="same_kind")
+                key = f"{self.prefix}.{kind}.{name}"
+                src = np.asarray(d[key])
+                if src.shape != buf.shape or src.dtype.kind != "f":
+                    raise ValueError(f"optimizer state {key} has shape {src.shape} ({src.dtype}), "
+                                     f"expected {buf.shape} floats")
+                if not np.isfinite(src).all() or (kind == "v" and (src < 0).any()):
+                    raise ValueError(f"optimizer state {key} holds "
+                                     f"{'negative' if kind == 'v' else 'NaN or infinite'} values")
+        scalars = {}
         for k, v in self.scalars.items():
-            self.scalars[k] = type(v)(np.asarray(d[f"{self.prefix}.{k}"]).item())
-        self.lr = float(np.asarray(d[f"{self.prefix}.lr"]).item())
+            a = np.asarray(d[f"{self.prefix}.{k}"])
+            if a.shape != () or a.dtype.kind not in "iu" or int(a) < 0:
+                raise ValueError(f"optimizer state {self.prefix}.{k} must be an integer >= 0")
+            scalars[k] = type(v)(a.item())
+        lr = np.asarray(d[f"{self.prefix}.lr"])
+        if lr.shape != () or lr.dtype.kind != "f" or not (np.isfinite(lr) and 0 < lr <= 10):
+            raise ValueError(f"optimizer state {self.prefix}.lr must be a number in (0, 10], "
+                             f"got {lr!r}")
+        if check_only:
+            return
+        for kind, bufs in self.state.items():
+            for name, buf in bufs.items():
+                np.copyto(buf, d[f"{self.prefix}.{kind}.{name}"], casting="same_kind")
+        self.scalars.update(scalars)
+        self.lr = float(lr)
 
 
 class Adam(Optimizer):

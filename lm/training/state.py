@@ -13,7 +13,8 @@ so a crash can never pair the weights of one step with the counters of another.
 """
 import numpy as np
 
-from lm.storage.checkpoint import copy_into_params, rng_from_array, rng_to_array
+from lm.storage.checkpoint import (CheckpointError, copy_into_params, rng_from_array,
+                                   rng_to_array)
 
 # scalar training state and its type: ints are exact, floats are float64
 SCALARS = {"step": int, "tokens": int, "elapsed": float, "best_val": float,
@@ -51,19 +52,66 @@ def pack_state(model, optimizer, scalars, data_state, carry, rng):
     return out
 
 
-def unpack_state(arrays, model, optimizer, rng, label="last.npz"):
-    """Load `pack_state`'s dict into model, optimizer and rng (in place).
+def check_state(arrays, data_keys, num_layers, label="last.npz"):
+    """Every `state/` entry of a saved run is one `pack_state` writes, with its type and
+    range: scalars 0-d and finite (counters integers >= 0), the data position plain ints
+    under exactly `data_keys`, carried states `carry.<layer < num_layers>.<0|1>`.
+    Raises CheckpointError naming the file and the entry."""
+    def bad(key, want):
+        return CheckpointError(label, f"{key} must be {want}")
+
+    missing = [f"state/{k}" for k in SCALARS if f"state/{k}" not in arrays and k not in OPTIONAL]
+    missing += [f"state/{k}" for k in ["rng"] + [f"data.{d}" for d in data_keys]
+                if f"state/{k}" not in arrays]
+    if missing:
+        raise CheckpointError(label, f"lacks {', '.join(missing[:4])}"
+                              + (f" and {len(missing) - 4} more" if len(missing) > 4 else ""))
+    for key, a in arrays.items():
+        if not key.startswith("state/"):
+            continue
+        name, a = key[len("state/"):], np.asarray(a)
+        if name in SCALARS:
+            if a.shape != () or a.dtype.kind not in ("iu" if SCALARS[name] is int else "f"):
+                raise bad(key, f"a 0-d {'integer' if SCALARS[name] is int else 'float'}")
+            if not np.isfinite(a) or (name not in ("best_val", "loss_sum", "log_sum") and a < 0):
+                raise bad(key, "finite and >= 0")
+        elif name == "best_key":
+            if a.ndim != 1 or not 1 <= a.size <= 4 or a.dtype.kind != "f" or \
+                    not np.isfinite(a).all():
+                raise bad(key, "1 to 4 finite floats")
+        elif name.startswith("data."):
+            if name[5:] not in data_keys or a.shape != () or a.dtype.kind not in "iu" or a < 0:
+                raise bad(key, f"one of state/data.{{{', '.join(data_keys)}}}, an integer >= 0")
+        elif name.startswith("carry."):
+            parts = name.split(".")
+            if len(parts) != 3 or not all(p.isdigit() for p in parts[1:]) or \
+                    int(parts[1]) >= num_layers or int(parts[2]) > 1 or a.ndim != 2 or \
+                    a.dtype.kind != "f" or not np.isfinite(a).all():
+                raise bad(key, f"a finite (N, H) state of one of {num_layers} layers")
+        elif name != "rng":
+            raise CheckpointError(label, f"unexpected entry {key!r}")
+
+
+def unpack_state(arrays, model, optimizer, rng, label="last.npz", data_keys=None):
+    """Load `pack_state`'s dict into model, optimizer and rng (in place), every entry
+    checked first (see `check_state`; weights as `lm.sample` checks them).
 
     Returns (scalars, data_state, carry); carry is None when none was saved. Runs saved
-    before `best_key` existed (language models) get it from best_val. Raises ValueError
-    naming what is missing or mismatched.
+    before `best_key` existed (language models) get it from best_val. Raises
+    CheckpointError (a ValueError) naming the file and what is missing or wrong.
     """
-    missing = [f"state/{k}" for k in SCALARS if f"state/{k}" not in arrays and k not in OPTIONAL]
-    if "state/rng" not in arrays:
-        missing.append("state/rng")
-    if missing:
-        raise ValueError(f"{label} lacks {', '.join(missing[:4])}"
-                         + (f" and {len(missing) - 4} more" if len(missing) > 4 else ""))
+    if data_keys is None:
+        data_keys = [k[len("state/data."):] for k in arrays if k.startswith("state/data.")]
+    num_layers = len(getattr(getattr(model, "encoder", None), "layers", ())) or 64
+    check_state(arrays, data_keys, num_layers, label)
+    unknown = [k for k in arrays if not k.startswith(("param/", "optim/", "state/"))]
+    if unknown:
+        raise CheckpointError(label, f"unexpected entry {unknown[0]!r}")
+    try:
+        optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items()
+                                   if k.startswith("optim/")}, check_only=True)
+    except ValueError as e:
+        raise CheckpointError(label, str(e)) from None
     copy_into_params(model.params, arrays, label=label)
     optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items()
                                if k.startswith("optim/")})

@@ -109,7 +109,8 @@ class Trainer:
 
     def restore(self, snap, label="last.npz"):
         t = self.task
-        scalars, data_state, self.carry = unpack_state(snap, t.model, t.optimizer, t.rng, label)
+        scalars, data_state, self.carry = unpack_state(snap, t.model, t.optimizer, t.rng, label,
+                                                       data_keys=list(t.batcher.state_dict()))
         self.sc.update(scalars)  # in place: the loop holds a reference to this dict
         t.batcher.load_state_dict({k: int(v) for k, v in data_state.items()})
 
