@@ -44,7 +44,8 @@ class Conv1D(Layer):
         rng = as_rng(rng)
         D, F, K = int(input_dim), int(filters), int(kernel_size)
         if D < 1 or F < 1 or K < 1:
-            raise ValueError(f"Conv1D needs input_dim, filters, kernel_size >= 1, got {D}, {F}, {K}")
+            raise ValueError("Conv1D needs input_dim, filters, kernel_size >= 1, "
+                             f"got {D}, {F}, {K}")
         if padding not in PADDINGS:
             raise ValueError(f"unknown padding {padding!r}; choose one of {', '.join(PADDINGS)}")
         self.padding = padding
@@ -103,7 +104,8 @@ class Conv1D(Layer):
         K, D, F = W.shape
         N, T, _, Tp, To = self._shape
         if dout.shape != (N, To, F):
-            raise ValueError(f"Conv1D.backward expects dout of shape {(N, To, F)}, got {dout.shape}")
+            raise ValueError(f"Conv1D.backward expects dout of shape {(N, To, F)}, "
+                             f"got {dout.shape}")
         dout = dout.astype(W.dtype, copy=False)
         if self.out_mask is not None:                           # invalid outputs are constant 0
             dout = np.where(self.out_mask[:, :, None], dout, 0)
@@ -112,7 +114,7 @@ class Conv1D(Layer):
         self.grads["b"] += d2.sum(axis=0)
         dcols = (d2 @ W.reshape(K * D, F).T).reshape(N, To, K, D)
         dxp = np.zeros((N, Tp, D), dtype=W.dtype)
-        for k in range(K):                                      # fold: window offset k read xp[t + k]
+        for k in range(K):                                      # fold: offset k read xp[t + k]
             dxp[:, k:k + To] += dcols[:, :, k]
         left = self.pads[0]
         dx = dxp[:, left:left + T]
@@ -187,6 +189,6 @@ class MaxPool1D(Layer):
         P, S = self.pool_size, self.stride
         To = self._arg.shape[1]
         dx = np.zeros(self._shape, dtype=self._dtype)
-        for p in range(P):                  # offset p of window j is step j*S + p: distinct j, distinct steps
+        for p in range(P):                  # offset p of window j is step j*S + p, distinct over j
             dx[:, p:p + (To - 1) * S + 1:S] += np.where(self._arg == p, dout, 0)
         return dx
