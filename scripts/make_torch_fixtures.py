@@ -1,4 +1,4 @@
-"""Write PyTorch reference outputs and gradients for our recurrent layers to tests/fixtures/.
+"""Write PyTorch reference outputs and gradients for our recurrent and convolution layers to tests/fixtures/.
 
 Usage: python scripts/make_torch_fixtures.py [--out tests/fixtures]
 
@@ -20,6 +20,16 @@ Keys in each .npz:
 Mapping: Wx = weight_ih.T, Wh = weight_hh.T; RNN/LSTM b = bias_ih + bias_hh; LSTM gate
 blocks reordered from PyTorch's i, f, g, o to our i, f, o, g; GRU bx = bias_ih,
 bh = bias_hh, blocks r, z, n as in PyTorch.
+
+nn.Conv1d and nn.MaxPool1d (float64, torch_conv1d_*.npz, torch_maxpool1d_*.npz): PyTorch
+has no masks, so a row with padding is run cut to its length (Conv1d) or with -inf at its
+padded steps (MaxPool1d), and the outputs are zero where ours are invalid. Keys:
+  x (N, T, D), with random junk at padded steps; mask (N, T) bool, lengths (N,);
+  dout (N, T', F or D): the upstream gradient, zero at invalid outputs;
+  out, out_mask (N, T'): outputs (zero where invalid) and which are valid;
+  dx and (Conv1d) grad.W, grad.b: gradients of sum(out * dout);
+  Conv1d: param.W (K, D, F) = weight.permute(2, 1, 0), param.b; kernel_size, padding;
+  MaxPool1d: pool_size, stride.
 """
 import argparse
 import os
@@ -125,15 +135,83 @@ CASES = {  # name suffix: (bidirectional, packed, h0 kind)
 }
 
 
+CONV_T, CONV_F = 7, 4                       # F != D
+CONV_CASES = {  # name: (kernel size, padding, lengths); a length < K leaves a row no valid output
+    "conv1d_same_k3": (3, "same", [7, 4, 1]),
+    "conv1d_same_k4": (4, "same", [7, 3, 2]),    # even kernel: the extra zero on the right
+    "conv1d_valid_k4": (4, "valid", [7, 5, 2]),
+    "conv1d_valid_k2_full": (2, "valid", [7, 7, 7]),
+}
+POOL_CASES = {  # name: (pool size, stride, lengths)
+    "maxpool1d_p2": (2, None, [7, 7, 7]),        # T odd: the last step is in no window
+    "maxpool1d_p3_s2": (3, 2, [7, 4, 1]),        # overlapping windows, padded rows
+}
+
+
+def run_conv_case(K, padding, lengths, seed):
+    """nn.Conv1d on each row cut to its length; outputs zero-padded to T'."""
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    conv = torch.nn.Conv1d(D, CONV_F, K, padding=padding).double()   # PyTorch's own init
+    x = torch.randn(N, CONV_T, D, generator=g, dtype=torch.float64, requires_grad=True)
+    To = CONV_T if padding == "same" else CONV_T - K + 1
+    dout = torch.randn(N, To, CONV_F, generator=g, dtype=torch.float64)
+    out = torch.zeros(N, To, CONV_F, dtype=torch.float64)
+    out_mask = torch.zeros(N, To, dtype=torch.bool)
+    loss = 0
+    for n, L in enumerate(lengths):
+        if L < K and padding == "valid":
+            continue                                    # no valid output in this row
+        o = conv(x[n:n + 1, :L].transpose(1, 2))[0].T   # (T'_n, F)
+        out[n, :len(o)] = o.detach()
+        out_mask[n, :len(o)] = True
+        loss = loss + (o * dout[n, :len(o)]).sum()
+    loss.backward()
+    dout = torch.where(out_mask[:, :, None], dout, 0)
+    mask = torch.arange(CONV_T)[None, :] < torch.tensor(lengths)[:, None]
+    to_ours = lambda w: np.ascontiguousarray(w.permute(2, 1, 0).numpy())   # (F, D, K) -> (K, D, F)
+    return {"x": x.detach().numpy(), "mask": mask.numpy(), "lengths": np.array(lengths),
+            "dout": dout.numpy(), "out": out.numpy(), "out_mask": out_mask.numpy(),
+            "dx": x.grad.numpy(), "param.W": to_ours(conv.weight.detach()),
+            "param.b": conv.bias.detach().numpy(), "grad.W": to_ours(conv.weight.grad),
+            "grad.b": conv.bias.grad.numpy(), "kernel_size": np.array(K),
+            "padding": np.array(padding)}
+
+
+def run_pool_case(P, S, lengths, seed):
+    """nn.MaxPool1d with -inf at padded steps; a window of padding only is invalid (0)."""
+    g = torch.Generator().manual_seed(seed)
+    pool = torch.nn.MaxPool1d(P, S)
+    x = torch.randn(N, CONV_T, D, generator=g, dtype=torch.float64)    # distinct values: no ties
+    mask = torch.arange(CONV_T)[None, :] < torch.tensor(lengths)[:, None]
+    xinf = torch.where(mask[:, :, None], x, -torch.inf).requires_grad_()
+    out = pool(xinf.transpose(1, 2)).transpose(1, 2)                   # (N, T_out, D)
+    out_mask = (out > -torch.inf).all(dim=2)
+    dout = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    dout = torch.where(out_mask[:, :, None], dout, 0)                  # so -inf windows pass nothing
+    (out * dout).sum().backward()
+    return {"x": x.numpy(), "mask": mask.numpy(), "lengths": np.array(lengths),
+            "dout": dout.numpy(), "out": torch.where(out_mask[:, :, None], out, 0).detach().numpy(),
+            "out_mask": out_mask.numpy(), "dx": xinf.grad.numpy(), "pool_size": np.array(P),
+            "stride": np.array(P if S is None else S)}
+
+
+def save(out_dir, name, res):
+    res["torch_version"] = np.array(torch.__version__)
+    path = os.path.join(out_dir, f"torch_{name}.npz")
+    np.savez(path, **res)
+    print(f"wrote {path} ({len(res)} arrays)")
+
+
 def main(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     for ci, cell in enumerate(GATES):
         for k, (name, (bi, packed, h0_kind)) in enumerate(CASES.items()):
-            res = run_case(cell, bi, packed, h0_kind, seed=100 * ci + k)
-            res["torch_version"] = np.array(torch.__version__)
-            path = os.path.join(out_dir, f"torch_{cell}_{name}.npz")
-            np.savez(path, **res)
-            print(f"wrote {path} ({len(res)} arrays)")
+            save(out_dir, f"{cell}_{name}", run_case(cell, bi, packed, h0_kind, seed=100 * ci + k))
+    for k, (name, (K, padding, lengths)) in enumerate(CONV_CASES.items()):
+        save(out_dir, name, run_conv_case(K, padding, lengths, seed=1000 + k))
+    for k, (name, (P, S, lengths)) in enumerate(POOL_CASES.items()):
+        save(out_dir, name, run_pool_case(P, S, lengths, seed=1100 + k))
 
 
 if __name__ == "__main__":

@@ -21,11 +21,16 @@ Conventions, fixed once for the whole package:
   gradient is then summed over the batch), or None for zeros. After forward,
   `final_state` is a tuple, `(h,)` or `(h, c)`, each (N, H), taken at each row's last
   valid step, so `layer.forward(x2, *layer.final_state)` continues the sequence.
+- Convolution and max pooling over time (`Conv1D`, `MaxPool1D`): `forward(x, mask=None)`,
+  `backward(dout) -> dx`; their outputs may be shorter than T, so after forward the mask
+  of the outputs is `out_mask` (None when there is no padding). Conv1D's W is (K, D, F),
+  PyTorch's (F, D, K) weight transposed.
 - float32 by default; pass `dtype=np.float64` for gradient checks. Randomness comes from
   an explicit `np.random.Generator` (`rng=`), never numpy's global state.
 """
 from .base import Layer, as_rng
 from .bidirectional import Bidirectional
+from .conv import Conv1D, MaxPool1D
 from .dropout import Dropout
 from .embedding import Embedding
 from .gru import GRU
@@ -35,4 +40,4 @@ from .pooling import TemporalPooling
 from .rnn import VanillaRNN
 
 __all__ = ["Layer", "as_rng", "Embedding", "VanillaRNN", "LSTM", "GRU", "Bidirectional",
-           "TemporalLinear", "TemporalPooling", "Dropout"]
+           "TemporalLinear", "TemporalPooling", "Dropout", "Conv1D", "MaxPool1D"]
