@@ -24,6 +24,7 @@ Conventions, fixed once for the whole package:
 - float32 by default; pass `dtype=np.float64` for gradient checks. Randomness comes from
   an explicit `np.random.Generator` (`rng=`), never numpy's global state.
 """
+from .adaptive_softmax import AdaptiveSoftmax, default_cutoffs
 from .base import Layer, as_rng
 from .bidirectional import Bidirectional
 from .dropout import Dropout
@@ -35,4 +36,5 @@ from .pooling import TemporalPooling
 from .rnn import VanillaRNN
 
 __all__ = ["Layer", "as_rng", "Embedding", "VanillaRNN", "LSTM", "GRU", "Bidirectional",
-           "TemporalLinear", "TemporalPooling", "Dropout"]
+           "TemporalLinear", "TemporalPooling", "Dropout", "AdaptiveSoftmax",
+           "default_cutoffs"]
