@@ -1,6 +1,6 @@
-"""Write PyTorch reference outputs and gradients for our recurrent layers to tests/fixtures/.
+"""Write PyTorch reference outputs and gradients for our layers to tests/fixtures/.
 
-Usage: python scripts/make_torch_fixtures.py [--out tests/fixtures]
+Usage: python scripts/make_torch_fixtures.py [--out tests/fixtures] [--only rnn|adaptive]
 
 For nn.RNN (tanh), nn.LSTM and nn.GRU (batch_first, one layer, float64), unidirectional
 and bidirectional, it runs forward with fixed weights, inputs and initial states, with
@@ -20,6 +20,14 @@ Keys in each .npz:
 Mapping: Wx = weight_ih.T, Wh = weight_hh.T; RNN/LSTM b = bias_ih + bias_hh; LSTM gate
 blocks reordered from PyTorch's i, f, g, o to our i, f, o, g; GRU bx = bias_ih,
 bh = bias_hh, blocks r, z, n as in PyTorch.
+
+nn.AdaptiveLogSoftmaxWithLoss (torch_adaptive_softmax{,_bias}.npz, float64, V=13,
+cutoffs [4, 9], H=8, div_value 2; tests/test_adaptive_softmax.py): keys
+  x (M, H), y (M,) targets covering the head and both clusters: inputs;
+  param.<name>: W = head.weight.T, b = head.bias (with head_bias), proj{i} =
+    tail.{i}.0.weight.T, out{i} = tail.{i}.1.weight.T;
+  loss (mean over the M rows), output (M,) log p(y | x), log_prob (M, V);
+  dx and grad.<name>: gradients of loss.
 """
 import argparse
 import os
@@ -125,8 +133,54 @@ CASES = {  # name suffix: (bidirectional, packed, h0 kind)
 }
 
 
-def main(out_dir):
+ASM_M, ASM_H, ASM_V, ASM_CUTOFFS, ASM_DIV = 10, 8, 13, [4, 9], 2.0
+
+
+def adaptive_params(mod, grads=False):
+    """nn.AdaptiveLogSoftmaxWithLoss weights (or their gradients) in our layout, as numpy."""
+    get = (lambda p: p.grad) if grads else (lambda p: p.detach())
+    out = {"W": get(mod.head.weight).T}
+    if mod.head.bias is not None:
+        out["b"] = get(mod.head.bias)
+    for i, (proj, head) in enumerate(mod.tail):
+        out[f"proj{i}"], out[f"out{i}"] = get(proj.weight).T, get(head.weight).T
+    return {k: np.ascontiguousarray(v.numpy()) for k, v in out.items()}
+
+
+def run_adaptive(head_bias, seed):
+    """One nn.AdaptiveLogSoftmaxWithLoss case; return the dict of arrays to save."""
+    g = torch.Generator().manual_seed(seed)
+    mod = torch.nn.AdaptiveLogSoftmaxWithLoss(ASM_H, ASM_V, ASM_CUTOFFS, div_value=ASM_DIV,
+                                              head_bias=head_bias).double()
+    with torch.no_grad():                   # wider than the default init
+        for p in mod.parameters():
+            p.uniform_(-0.8, 0.8, generator=g)
+    x = torch.randn(ASM_M, ASM_H, generator=g, dtype=torch.float64, requires_grad=True)
+    # every group used, one cluster twice in a row, the first and last ids included
+    y = torch.tensor([0, 3, 4, 8, 9, 12, 1, 5, 5, 10])
+    output, loss = mod(x, y)
+    loss.backward()
+    res = {"x": x.detach().numpy(), "y": y.numpy(), "loss": loss.detach().numpy(),
+           "output": output.detach().numpy(), "log_prob": mod.log_prob(x).detach().numpy(),
+           "dx": x.grad.numpy()}
+    for k, v in adaptive_params(mod).items():
+        res[f"param.{k}"] = v
+    for k, v in adaptive_params(mod, grads=True).items():
+        res[f"grad.{k}"] = v
+    return res
+
+
+def main(out_dir, only=None):
     os.makedirs(out_dir, exist_ok=True)
+    if only in (None, "adaptive"):
+        for k, (name, bias) in enumerate([("", False), ("_bias", True)]):
+            res = run_adaptive(bias, seed=1000 + k)
+            res["torch_version"] = np.array(torch.__version__)
+            path = os.path.join(out_dir, f"torch_adaptive_softmax{name}.npz")
+            np.savez(path, **res)
+            print(f"wrote {path} ({len(res)} arrays)")
+    if only == "adaptive":
+        return
     for ci, cell in enumerate(GATES):
         for k, (name, (bi, packed, h0_kind)) in enumerate(CASES.items()):
             res = run_case(cell, bi, packed, h0_kind, seed=100 * ci + k)
@@ -139,4 +193,7 @@ def main(out_dir):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
-    main(os.path.normpath(ap.parse_args().out))
+    ap.add_argument("--only", choices=["rnn", "adaptive"], default=None,
+                    help="write only these fixtures (default: all)")
+    args = ap.parse_args()
+    main(os.path.normpath(args.out), args.only)
