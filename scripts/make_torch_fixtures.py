@@ -1,6 +1,6 @@
-"""Write PyTorch reference outputs and gradients for our recurrent and convolution layers to tests/fixtures/.
+"""Write PyTorch reference outputs and gradients for our layers to tests/fixtures/.
 
-Usage: python scripts/make_torch_fixtures.py [--out tests/fixtures]
+Usage: python scripts/make_torch_fixtures.py [--out tests/fixtures] [--only rnn|adaptive|conv]
 
 For nn.RNN (tanh), nn.LSTM and nn.GRU (batch_first, one layer, float64), unidirectional
 and bidirectional, it runs forward with fixed weights, inputs and initial states, with
@@ -30,6 +30,14 @@ padded steps (MaxPool1d), and the outputs are zero where ours are invalid. Keys:
   dx and (Conv1d) grad.W, grad.b: gradients of sum(out * dout);
   Conv1d: param.W (K, D, F) = weight.permute(2, 1, 0), param.b; kernel_size, padding;
   MaxPool1d: pool_size, stride.
+
+nn.AdaptiveLogSoftmaxWithLoss (torch_adaptive_softmax{,_bias}.npz, float64, V=13,
+cutoffs [4, 9], H=8, div_value 2; tests/test_adaptive_softmax.py): keys
+  x (M, H), y (M,) targets covering the head and both clusters: inputs;
+  param.<name>: W = head.weight.T, b = head.bias (with head_bias), proj{i} =
+    tail.{i}.0.weight.T, out{i} = tail.{i}.1.weight.T;
+  loss (mean over the M rows), output (M,) log p(y | x), log_prob (M, V);
+  dx and grad.<name>: gradients of loss.
 """
 import argparse
 import os
@@ -203,18 +211,65 @@ def save(out_dir, name, res):
     print(f"wrote {path} ({len(res)} arrays)")
 
 
-def main(out_dir):
+ASM_M, ASM_H, ASM_V, ASM_CUTOFFS, ASM_DIV = 10, 8, 13, [4, 9], 2.0
+
+
+def adaptive_params(mod, grads=False):
+    """nn.AdaptiveLogSoftmaxWithLoss weights (or their gradients) in our layout, as numpy."""
+    get = (lambda p: p.grad) if grads else (lambda p: p.detach())
+    out = {"W": get(mod.head.weight).T}
+    if mod.head.bias is not None:
+        out["b"] = get(mod.head.bias)
+    for i, (proj, head) in enumerate(mod.tail):
+        out[f"proj{i}"], out[f"out{i}"] = get(proj.weight).T, get(head.weight).T
+    return {k: np.ascontiguousarray(v.numpy()) for k, v in out.items()}
+
+
+def run_adaptive(head_bias, seed):
+    """One nn.AdaptiveLogSoftmaxWithLoss case; return the dict of arrays to save."""
+    g = torch.Generator().manual_seed(seed)
+    mod = torch.nn.AdaptiveLogSoftmaxWithLoss(ASM_H, ASM_V, ASM_CUTOFFS, div_value=ASM_DIV,
+                                              head_bias=head_bias).double()
+    with torch.no_grad():                   # wider than the default init
+        for p in mod.parameters():
+            p.uniform_(-0.8, 0.8, generator=g)
+    x = torch.randn(ASM_M, ASM_H, generator=g, dtype=torch.float64, requires_grad=True)
+    # every group used, one cluster twice in a row, the first and last ids included
+    y = torch.tensor([0, 3, 4, 8, 9, 12, 1, 5, 5, 10])
+    output, loss = mod(x, y)
+    loss.backward()
+    res = {"x": x.detach().numpy(), "y": y.numpy(), "loss": loss.detach().numpy(),
+           "output": output.detach().numpy(), "log_prob": mod.log_prob(x).detach().numpy(),
+           "dx": x.grad.numpy()}
+    for k, v in adaptive_params(mod).items():
+        res[f"param.{k}"] = v
+    for k, v in adaptive_params(mod, grads=True).items():
+        res[f"grad.{k}"] = v
+    return res
+
+
+def main(out_dir, only=None):
+    """Write every fixture, or only one family (rnn, conv or adaptive)."""
     os.makedirs(out_dir, exist_ok=True)
-    for ci, cell in enumerate(GATES):
-        for k, (name, (bi, packed, h0_kind)) in enumerate(CASES.items()):
-            save(out_dir, f"{cell}_{name}", run_case(cell, bi, packed, h0_kind, seed=100 * ci + k))
-    for k, (name, (K, padding, lengths)) in enumerate(CONV_CASES.items()):
-        save(out_dir, name, run_conv_case(K, padding, lengths, seed=1000 + k))
-    for k, (name, (P, S, lengths)) in enumerate(POOL_CASES.items()):
-        save(out_dir, name, run_pool_case(P, S, lengths, seed=1100 + k))
+    if only in (None, "rnn"):
+        for ci, cell in enumerate(GATES):
+            for k, (name, (bi, packed, h0_kind)) in enumerate(CASES.items()):
+                save(out_dir, f"{cell}_{name}",
+                     run_case(cell, bi, packed, h0_kind, seed=100 * ci + k))
+    if only in (None, "conv"):
+        for k, (name, (K, padding, lengths)) in enumerate(CONV_CASES.items()):
+            save(out_dir, name, run_conv_case(K, padding, lengths, seed=1000 + k))
+        for k, (name, (P, S, lengths)) in enumerate(POOL_CASES.items()):
+            save(out_dir, name, run_pool_case(P, S, lengths, seed=1100 + k))
+    if only in (None, "adaptive"):
+        for k, (name, bias) in enumerate([("", False), ("_bias", True)]):
+            save(out_dir, f"adaptive_softmax{name}", run_adaptive(bias, seed=1000 + k))
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
-    main(os.path.normpath(ap.parse_args().out))
+    ap.add_argument("--only", choices=["rnn", "adaptive", "conv"], default=None,
+                    help="write only these fixtures (default: all)")
+    args = ap.parse_args()
+    main(os.path.normpath(args.out), args.only)

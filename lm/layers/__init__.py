@@ -28,6 +28,7 @@ Conventions, fixed once for the whole package:
 - float32 by default; pass `dtype=np.float64` for gradient checks. Randomness comes from
   an explicit `np.random.Generator` (`rng=`), never numpy's global state.
 """
+from .adaptive_softmax import AdaptiveSoftmax, default_cutoffs
 from .base import Layer, as_rng
 from .bidirectional import Bidirectional
 from .conv import Conv1D, MaxPool1D
@@ -40,4 +41,5 @@ from .pooling import TemporalPooling
 from .rnn import VanillaRNN
 
 __all__ = ["Layer", "as_rng", "Embedding", "VanillaRNN", "LSTM", "GRU", "Bidirectional",
-           "TemporalLinear", "TemporalPooling", "Dropout", "Conv1D", "MaxPool1D"]
+           "TemporalLinear", "TemporalPooling", "Dropout", "Conv1D", "MaxPool1D",
+           "AdaptiveSoftmax", "default_cutoffs"]
