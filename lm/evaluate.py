@@ -33,7 +33,7 @@ def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128
     from lm.data.batchers import Lines
     from lm.training.evaluation import evaluate_loss
     from lm.training.metrics import bits_per_char, bits_per_token, perplexity
-    from lm.storage.run_dir import check_run_dir, find_latest_run
+    from lm.storage.run_dir import check_run_dir, checkpoint_name, find_latest_run
     from lm.text.stream import load_corpus
     from lm.models.load import load_language_model as load_run
 
@@ -59,7 +59,7 @@ def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128
         print(f"warning: {unk:,} of {len(corpus.ids):,} tokens are not in the vocabulary "
               f"(scored as <unk>)", file=sys.stderr)
     loss = evaluate_loss(model, data, vocab, batch_size, seq_length)
-    print(f"run        {run_dir} ({which}.npz)")
+    print(f"run        {checkpoint_name(run_dir, which)}")
     print(f"file       {file}: {len(corpus.ids):,} {cfg.level} tokens")
     print(f"loss       {loss:.4f} nats per token")
     print(f"perplexity {perplexity(loss):.3f}")

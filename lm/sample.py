@@ -118,7 +118,7 @@ def main(checkpoint=None, start=None, length=500, temperature=1.0, top_k=0, top_
       which: best (lowest validation loss) or last weights
       threads: BLAS threads (1 is fastest for one token at a time; auto or N)
     """
-    from lm.storage.run_dir import check_run_dir, find_latest_run
+    from lm.storage.run_dir import check_run_dir, checkpoint_name, find_latest_run
     from lm.models.load import load_language_model as load_run
 
     from lm.cli import choose_threads as choose
@@ -142,7 +142,7 @@ def main(checkpoint=None, start=None, length=500, temperature=1.0, top_k=0, top_
         print(msg, file=sys.stderr, flush=True)
 
     model, vocab, cfg = load_run(run_dir, which)
-    warn(f"sampling from {run_dir} ({which}.npz), seed {seed}")
+    warn(f"sampling from {checkpoint_name(run_dir, which)}, seed {seed}")
     ids, shown = encode_prompt(text, vocab, cfg.line_mode, warn)
     rng = np.random.default_rng(seed)
     out = sys.stdout

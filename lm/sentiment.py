@@ -23,14 +23,15 @@ LM_FIXED = ("cell", "embed_size", "hidden_size", "num_layers", "level", "lowerca
 TRAIN_SUMMARY = """Train a sentiment classifier; prints train/validation/test loss and accuracy.
 
 Evaluates after each epoch (or every --eval_every steps), keeps the best validation
-accuracy in RUN_DIR/best.npz and writes config.json, vocab.json, metrics.jsonl, last.npz
-and curves.png. Ctrl-C saves last.npz; `--resume --out_dir RUN_DIR` continues exactly
+accuracy in RUN_DIR/best.safetensors and writes config.json, vocab.json, metrics.jsonl,
+last.safetensors and curves.png. Ctrl-C saves the last checkpoint; `--resume --out_dir RUN_DIR` continues exactly
 (no data file needed: the run knows its data; --max_epochs/--time_budget may be given anew).
 DATA: label<TAB>text lines (labels 0/1 or names; CSV-quoted fields allowed)."""
 
 
 def run_train(values):
     """Check the flags, train, report (lm.training.classifier_task does the work)."""
+    from lm.storage.checkpoint import checkpoint_path
     from lm.training.classifier_task import train as train_classifier
     from lm.training.trainer import TrainingDiverged
 
@@ -57,9 +58,9 @@ def run_train(values):
             f", test accuracy {_pct(best['test_acc'])}"
         print(f"best epoch {best['epoch']:g} (step {best['step']}): validation accuracy "
               f"{_pct(best['val_acc'])}{test_part}; {best['elapsed']:.1f}s of training")
-        print(f"saved {run}/best.npz")
+        print(f"saved {checkpoint_path(run, 'best')}")
     print(f"stopped at step {result.step:,}: {result.reason.replace('_', ' ')}; "
-          f"saved {run}/last.npz")
+          f"saved {checkpoint_path(run, 'last')}")
     print(f"predict  python -m lm.sentiment predict --checkpoint {run} \"some text\"")
     print(f"resume   python -m lm.sentiment train --resume --out_dir {run}")
     sys.stdout.flush()

@@ -17,8 +17,9 @@ from lm.config.training import TrainConfig  # noqa: E402
 
 SUMMARY = """Train a character- or word-level recurrent language model on a text file.
 
-Saves a self-contained run directory (config.json, vocab.json, best.npz, last.npz,
-metrics.jsonl, curves.png). Ctrl-C saves last.npz and prints how to resume. CORPUS is a
+Saves a self-contained run directory (config.json, vocab.json, best.safetensors,
+last.safetensors, metrics.jsonl, curves.png). Ctrl-C saves the last checkpoint and prints
+how to resume. CORPUS is a
 text file or a corpus name: pydoc (the default, on every machine), tinyshakespeare, names."""
 THREADS = ("threads", "auto", "BLAS threads: auto (1 when the machine is already busy, "
            "else all CPUs) or N")
@@ -59,9 +60,11 @@ def report(r):
     why = {"max_epochs": "reached --max_epochs", "max_steps": "reached --max_steps",
            "time_budget": "time budget used", "interrupted": "interrupted"}[r.reason]
     run_dir = shlex.quote(r.run_dir)
-    print(f"stopped at step {r.step:,}: {why}; saved {r.run_dir}/last.npz")
+    from lm.storage.checkpoint import checkpoint_path
+
+    print(f"stopped at step {r.step:,}: {why}; saved {checkpoint_path(r.run_dir, 'last')}")
     if math.isfinite(r.best_val):
-        print(f"best    {r.run_dir}/best.npz: validation loss {r.best_val:.4f} "
+        print(f"best    {checkpoint_path(r.run_dir, 'best')}: validation loss {r.best_val:.4f} "
               f"at step {r.best_step:,}")
     print(f"resume  python -m lm.train --resume --out_dir {run_dir}")
     print(f"sample  python -m lm.sample --checkpoint {run_dir}")

@@ -32,14 +32,14 @@ def n_metrics(run_dir):
 
 def last_step(run_dir):
     try:
-        return int(load_arrays(os.path.join(run_dir, "last.npz"))["state/step"])
+        return int(load_arrays(os.path.join(run_dir, "last.safetensors"))["state/step"])
     except (OSError, ValueError, KeyError):
         return -1
 
 
 def wait_for_new_eval(proc, run_dir, count, timeout=30.0):
-    """Wait until metrics.jsonl holds more than `count` evaluations and last.npz has
-    caught up with the newest (the row is written first, then last.npz)."""
+    """Wait until metrics.jsonl holds more than `count` evaluations and last.safetensors has
+    caught up with the newest (the row is written first, then last.safetensors)."""
     deadline = time.monotonic() + timeout
     while n_metrics(run_dir) <= count or \
             last_step(run_dir) < metrics(run_dir, "eval")[-1]["step"]:
@@ -58,10 +58,10 @@ def wait_for_tmp(proc, run_dir, timeout=3.0):
 
 
 def saved_step(run_dir):
-    """Step in last.npz, after checking last.npz and best.npz load through the safe loader."""
-    last = load_arrays(os.path.join(run_dir, "last.npz"))
+    """Step in last.safetensors, after checking last.safetensors and best.safetensors load through the safe loader."""
+    last = load_arrays(os.path.join(run_dir, "last.safetensors"))
     assert any(k.startswith("param/") for k in last) and any(k.startswith("optim/") for k in last)
-    best_path = os.path.join(run_dir, "best.npz")
+    best_path = os.path.join(run_dir, "best.safetensors")
     if os.path.exists(best_path):
         best = load_arrays(best_path)
         assert int(best["state/step"]) <= int(last["state/step"])
@@ -113,8 +113,8 @@ def test_sigkill_at_random_moments_always_leaves_a_resumable_run(tmp_path):
 
 
 def wait_for_save_start(proc, run_dir, timeout=10.0):
-    """Poll until a temp file shows or last.npz changes (whatever the writer does)."""
-    path = os.path.join(run_dir, "last.npz")
+    """Poll until a temp file shows or last.safetensors changes (whatever the writer does)."""
+    path = os.path.join(run_dir, "last.safetensors")
     old = os.stat(path)
     deadline = time.monotonic() + timeout
     while not tmp_files(run_dir):
@@ -133,7 +133,7 @@ def wait_for_save_start(proc, run_dir, timeout=10.0):
 def test_second_ctrl_c_during_the_save_leaves_a_loadable_checkpoint(tmp_path, gap, extra):
     """SIGINT, then `extra` more SIGINTs `gap` seconds apart (while it saves; from the third
     one on the handler raises KeyboardInterrupt, possibly inside a write): the process exits
-    130 (or at least non-zero, never hangs), last.npz loads (old or new), and the next start
+    130 (or at least non-zero, never hangs), last.safetensors loads (old or new), and the next start
     leaves no temporary file behind."""
     (tmp_path / "c.txt").write_text(corpus_text(400), encoding="utf-8")
     run_dir = str(tmp_path / RUN)

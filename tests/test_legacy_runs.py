@@ -61,7 +61,7 @@ def test_old_language_models_resume(old, run, corpus, steps):
                                    steps + 3], old)
     assert proc.returncode == 0, proc.stderr
     assert f"resumed at step {steps}" in proc.stdout
-    assert int(load_arrays(old / run / "last.npz")["state/step"]) == steps + 3
+    assert int(load_arrays(old / run / "last.safetensors")["state/step"]) == steps + 3
     assert metrics(old / run, "eval")[-1]["step"] == steps + 3
 
 
@@ -72,7 +72,7 @@ def test_old_classifier_resumes_from_its_epoch(old):
     assert "from lm 0.1" in proc.stdout
     rows = metrics(old / "sentiment_lstm", "eval")
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5]
-    assert int(load_arrays(old / "sentiment_lstm" / "last.npz")["state/step"]) == 30
+    assert int(load_arrays(old / "sentiment_lstm" / "last.safetensors")["state/step"]) == 30
     again = run_module("lm.sentiment", ["predict", "--checkpoint", "sentiment_lstm", "good"],
                        old)
     assert again.returncode == 0, again.stderr

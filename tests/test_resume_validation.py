@@ -1,4 +1,4 @@
-"""Resume trusts nothing it reads: every field of config.json and of last.npz is checked
+"""Resume trusts nothing it reads: every field of config.json and of last.safetensors is checked
 with its flag's (or its weight's) rule, and a bad one is one clear error, never a
 traceback or a silently odd run. The classifier's resume goes through the same checks."""
 import json
@@ -50,9 +50,9 @@ def edit_config(run, fn):
 
 
 def edit_last(run, fn):
-    arrays = dict(load_arrays(run / "last.npz"))
+    arrays = dict(load_arrays(run / "last.safetensors"))
     fn(arrays)
-    save_arrays(str(run / "last.npz"), arrays, allow_nonfinite=True)
+    save_arrays(str(run / "last.safetensors"), arrays, allow_nonfinite=True)
 
 
 def resume(run):

@@ -106,7 +106,7 @@ def test_line_mode_samples_whole_lines(runs):
 @pytest.mark.parametrize("args, fragments", [
     (["--checkpoint", "no/such/run"], ["--checkpoint", "no/such/run"]),
     (["--checkpoint", "text.txt"], ["not a run directory"]),
-    (["--checkpoint", "."], ["no best.npz"]),
+    (["--checkpoint", "."], ["holds no checkpoint"]),
     (["--temperature", 0], ["--temperature"]),
     (["--top_p", 0], ["--top_p"]),
     (["--top_p", 1.5], ["--top_p"]),

@@ -37,7 +37,7 @@ def test_train_predict_evaluate(tmp_path):
     assert p.returncode == 0, p.stderr
     assert "train loss" in p.stdout and "test loss" in p.stdout
     run_dir = tmp_path / "run"
-    for name in ("config.json", "vocab.json", "best.npz", "last.npz", "metrics.jsonl",
+    for name in ("config.json", "vocab.json", "best.safetensors", "last.safetensors", "metrics.jsonl",
                  "curves.png"):
         assert (run_dir / name).exists(), name
     rows = metrics(run_dir, "eval")
@@ -49,7 +49,7 @@ def test_train_predict_evaluate(tmp_path):
     config = read_json(run_dir / "config.json")
     assert config["kind"] == "sentiment" and config["model"]["bidirectional"] is True
     assert config["data"]["classes"] == ["negative", "positive"]
-    assert "param/rnn0.fwd.Wx" in load_arrays(run_dir / "best.npz")
+    assert "param/rnn0.fwd.Wx" in load_arrays(run_dir / "best.safetensors")
 
     p = run(["predict", "--checkpoint", "run", "i love it", "so awful", "1e3"], tmp_path)
     assert p.returncode == 0, p.stderr
@@ -122,8 +122,8 @@ def test_init_from_loads_the_language_models_weights(tmp_path):
     p = run(["train", data, "--init_from", "lmrun", "--freeze_encoder", "--max_epochs", "2",
              "--out_dir", "cls"], tmp_path)
     assert p.returncode == 0, p.stderr
-    lm_w = load_arrays(tmp_path / "lmrun" / "best.npz")
-    cls_w = load_arrays(tmp_path / "cls" / "best.npz")
+    lm_w = load_arrays(tmp_path / "lmrun" / "best.safetensors")
+    cls_w = load_arrays(tmp_path / "cls" / "best.safetensors")
     lm_vocab = read_json(tmp_path / "lmrun" / "vocab.json")
     assert read_json(tmp_path / "cls" / "vocab.json")["itos"] == lm_vocab["itos"]
     row = lm_vocab["itos"].index("love")

@@ -40,7 +40,7 @@ def test_training_learns_for_every_cell(tmp_path, cell):
                 "--sample_length", 40], tmp_path)
     assert proc.returncode == 0, proc.stderr
     run_dir = tmp_path / "checkpoints" / f"c-char-{cell}"
-    for name in ("config.json", "vocab.json", "best.npz", "last.npz", "metrics.jsonl",
+    for name in ("config.json", "vocab.json", "best.safetensors", "last.safetensors", "metrics.jsonl",
                  "curves.png"):
         assert (run_dir / name).is_file(), name
     rows = metrics(run_dir, "eval")
@@ -73,7 +73,7 @@ def test_resume_through_the_cli_is_exact(tmp_path):
     keys = ("step", "train_loss", "val_loss", "lr", "tokens")
     assert [[r.get(k) for k in keys] for r in metrics(tmp_path / "a")] == \
         [[r.get(k) for k in keys] for r in metrics(tmp_path / "b")]
-    a, b = load_arrays(tmp_path / "a" / "last.npz"), load_arrays(tmp_path / "b" / "last.npz")
+    a, b = load_arrays(tmp_path / "a" / "last.safetensors"), load_arrays(tmp_path / "b" / "last.safetensors")
     for k in a:
         if k.startswith(("param/", "optim/")):
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
@@ -97,11 +97,11 @@ def test_ctrl_c_saves_a_loadable_checkpoint_and_exits_130(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
-    arrays = load_arrays(run_dir / "last.npz")
+    arrays = load_arrays(run_dir / "last.safetensors")
     assert int(arrays["state/step"]) >= 5
     assert "resume  python -m lm.train --resume --out_dir checkpoints/c-char-lstm" in out
     assert "sample  python -m lm.sample --checkpoint checkpoints/c-char-lstm" in out
-    assert "best    checkpoints/c-char-lstm/best.npz: validation loss" in out
+    assert "best    checkpoints/c-char-lstm/best.safetensors: validation loss" in out
     again = run(["c.txt", *TINY], tmp_path)  # nothing already saved may be overwritten
     assert_clean_error(again, "--resume", "--out_dir")
 

@@ -66,7 +66,7 @@ def test_resume_is_exact_in_float64(tmp_path, line_mode):
     assert [r["step"] for r in evals(a)] == [5, 10, 15, 20]
     assert [r["step"] for r in ma if "val_loss" not in r] == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20]
     assert [[r.get(k) for k in LOGGED] for r in ma] == [[r.get(k) for k in LOGGED] for r in mb]
-    la, lb = load_arrays(os.path.join(a, "last.npz")), load_arrays(os.path.join(b, "last.npz"))
+    la, lb = load_arrays(os.path.join(a, "last.safetensors")), load_arrays(os.path.join(b, "last.safetensors"))
     assert sorted(la) == sorted(lb)
     for k in la:
         if k != "state/elapsed":
@@ -138,7 +138,7 @@ def test_persistent_nonfinite_loss_stops_with_a_message(tmp_path, monkeypatch):
     with pytest.raises(trainer.TrainingDiverged, match="diverged.*learning_rate"):
         train(TrainConfig(**TINY, corpus=corpus, out_dir=str(tmp_path / "r"), max_steps=10),
               log=quiet)
-    saved = load_arrays(str(tmp_path / "r" / "last.npz"))  # the last finite state: step 0
+    saved = load_arrays(str(tmp_path / "r" / "last.safetensors"))  # the last finite state: step 0
     assert int(saved["state/step"]) == 0 and np.isfinite(saved["param/head.W"]).all()
 
 
@@ -146,10 +146,10 @@ def test_refuses_to_overwrite_a_run(tmp_path):
     corpus = write_corpus(tmp_path / "c.txt")
     out = str(tmp_path / "r")
     train(TrainConfig(**TINY, corpus=corpus, out_dir=out, max_steps=3, eval_every=3), log=quiet)
-    before = open(os.path.join(out, "last.npz"), "rb").read()
+    before = open(os.path.join(out, "last.safetensors"), "rb").read()
     with pytest.raises(ValueError, match="--resume.*--out_dir"):
         train(TrainConfig(**TINY, corpus=corpus, out_dir=out, max_steps=3), log=quiet)
-    assert open(os.path.join(out, "last.npz"), "rb").read() == before
+    assert open(os.path.join(out, "last.safetensors"), "rb").read() == before
     with pytest.raises(ValueError, match="--hidden_size"):
         train(TrainConfig(**dict(TINY, hidden_size=12), corpus=corpus, out_dir=out,
                           resume=True), given={"hidden_size", "resume"}, log=quiet)
@@ -157,7 +157,7 @@ def test_refuses_to_overwrite_a_run(tmp_path):
 
 def test_resume_without_a_run_is_an_error(tmp_path):
     corpus = write_corpus(tmp_path / "c.txt")
-    with pytest.raises(FileNotFoundError, match="no last.npz"):
+    with pytest.raises(FileNotFoundError, match="no last checkpoint"):
         train(TrainConfig(**TINY, corpus=corpus, out_dir=str(tmp_path / "x"), resume=True),
               log=quiet)
 
@@ -169,7 +169,7 @@ def test_time_budget_stops_evaluates_and_saves(tmp_path):
                           eval_every=10**6), log=quiet)
     assert r.reason == "time_budget" and r.step > 0
     assert metrics(out)[-1]["step"] == r.step
-    assert os.path.exists(os.path.join(out, "best.npz"))
+    assert os.path.exists(os.path.join(out, "best.safetensors"))
 
 
 def test_init_from_copies_weights_and_vocab(tmp_path):
@@ -183,7 +183,7 @@ def test_init_from_copies_weights_and_vocab(tmp_path):
     from lm.training.lm_task import setup
     s = setup(setup_cfg, given=set())
     assert s.cfg.hidden_size == TINY["hidden_size"]  # the weights fix the shape
-    best = load_arrays(os.path.join(src, "best.npz"))
+    best = load_arrays(os.path.join(src, "best.safetensors"))
     np.testing.assert_array_equal(s.model.params["embed.W"], best["param/embed.W"])
     with open(os.path.join(src, "vocab.json")) as f1, open(os.path.join(dst, "vocab.json")) as f2:
         assert json.load(f1) == json.load(f2)
@@ -193,7 +193,7 @@ def test_stale_tmp_files_are_cleaned(tmp_path):
     corpus = write_corpus(tmp_path / "c.txt")
     out = tmp_path / "r"
     out.mkdir()
-    stale = out / ".last.npz.tmp-999999999-0123abcd"
+    stale = out / ".last.safetensors.tmp-999999999-0123abcd"
     stale.write_bytes(b"half")
     train(TrainConfig(**TINY, corpus=corpus, out_dir=str(out), max_steps=2, eval_every=2),
           log=quiet)
@@ -219,7 +219,7 @@ def test_failing_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     calls = {"n": 0}
 
     def disk_full_on_second_last(path, arrays, **kw):
-        if path.endswith("last.npz"):
+        if path.endswith("last.safetensors"):
             calls["n"] += 1
             if calls["n"] == 2:
                 raise OSError(errno.ENOSPC, "No space left on device")
@@ -229,7 +229,7 @@ def test_failing_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space"):
         train(TrainConfig(**TINY, corpus=corpus, out_dir=out, max_steps=10, eval_every=3),
               log=quiet)
-    kept = load_arrays(os.path.join(out, "last.npz"))
+    kept = load_arrays(os.path.join(out, "last.safetensors"))
     assert int(kept["state/step"]) == 3
 
 
@@ -238,8 +238,8 @@ class Killed(BaseException):
 
 
 def test_killed_between_last_and_best_is_repaired_on_resume(tmp_path, monkeypatch):
-    """last.npz is written before best.npz, so a run killed between the two still holds the
-    new best's weights (in last.npz); resuming writes best.npz from them."""
+    """last.safetensors is written before best.safetensors, so a run killed between the two still holds the
+    new best's weights (in last.safetensors); resuming writes best.safetensors from them."""
     from lm.storage.checkpoint import save_arrays
     corpus = write_corpus(tmp_path / "c.txt")
     out = str(tmp_path / "r")
@@ -247,7 +247,7 @@ def test_killed_between_last_and_best_is_repaired_on_resume(tmp_path, monkeypatc
     bests = []
 
     def killed_at_second_best(path, arrays, **kw):
-        if path.endswith("best.npz"):
+        if path.endswith("best.safetensors"):
             bests.append(int(arrays["state/step"]))
             if len(bests) == 2:
                 raise Killed
@@ -257,13 +257,13 @@ def test_killed_between_last_and_best_is_repaired_on_resume(tmp_path, monkeypatc
     with pytest.raises(Killed):
         train(TrainConfig(**common, max_steps=10), log=quiet)
     monkeypatch.setattr(trainer, "save_arrays", save_arrays)
-    last = load_arrays(os.path.join(out, "last.npz"))
+    last = load_arrays(os.path.join(out, "last.safetensors"))
     assert int(last["state/step"]) == bests[1] == 4
-    assert int(load_arrays(os.path.join(out, "best.npz"))["state/step"]) == bests[0] == 2
+    assert int(load_arrays(os.path.join(out, "best.safetensors"))["state/step"]) == bests[0] == 2
     lines = []
     train(TrainConfig(**common, max_steps=4, resume=True), given={"max_steps"}, log=lines.append)
-    best = load_arrays(os.path.join(out, "best.npz"))
-    assert int(best["state/step"]) == 4 and any("best.npz rewritten" in x for x in lines)
+    best = load_arrays(os.path.join(out, "best.safetensors"))
+    assert int(best["state/step"]) == 4 and any("best checkpoint rewritten" in x for x in lines)
     assert float(best["state/val_loss"]) == float(last["state/best_val"])
     for k, v in best.items():
         if k.startswith("param/"):
@@ -271,8 +271,8 @@ def test_killed_between_last_and_best_is_repaired_on_resume(tmp_path, monkeypatc
 
 
 def test_killed_between_the_log_and_last_npz_resumes_with_the_same_log(tmp_path, monkeypatch):
-    """The evaluation row is appended before last.npz: a run killed in between resumes
-    from the previous last.npz, drops the rows logged after it and logs them again, so
+    """The evaluation row is appended before last.safetensors: a run killed in between resumes
+    from the previous last.safetensors, drops the rows logged after it and logs them again, so
     its metrics.jsonl equals an uninterrupted run's (nothing is lost, nothing doubled)."""
     from lm.storage.checkpoint import save_arrays
     corpus = write_corpus(tmp_path / "c.txt")
@@ -281,7 +281,7 @@ def test_killed_between_the_log_and_last_npz_resumes_with_the_same_log(tmp_path,
     train(TrainConfig(**common, out_dir=a, max_steps=12), log=quiet)
 
     def killed_saving_step_8(path, arrays, **kw):
-        if path.endswith("last.npz") and int(arrays["state/step"]) == 8:
+        if path.endswith("last.safetensors") and int(arrays["state/step"]) == 8:
             raise Killed
         return save_arrays(path, arrays, **kw)
 
@@ -289,7 +289,7 @@ def test_killed_between_the_log_and_last_npz_resumes_with_the_same_log(tmp_path,
     with pytest.raises(Killed):
         train(TrainConfig(**common, out_dir=b, max_steps=12), log=quiet)
     monkeypatch.setattr(trainer, "save_arrays", save_arrays)
-    assert metrics(b, "eval")[-1]["step"] == 8  # logged, then killed before last.npz
+    assert metrics(b, "eval")[-1]["step"] == 8  # logged, then killed before last.safetensors
     train(TrainConfig(**common, out_dir=b, max_steps=12, resume=True), given={"resume"},
           log=quiet)
     assert [[r.get(k) for k in LOGGED] for r in metrics(a)] == \
@@ -311,7 +311,7 @@ def test_a_run_stopped_off_the_schedule_resumes_to_the_same_log(tmp_path):
           given={"resume", "max_steps"}, log=quiet)
     assert [[r.get(k) for k in LOGGED] for r in metrics(a)] == \
         [[r.get(k) for k in LOGGED] for r in metrics(b)]
-    la, lb = load_arrays(os.path.join(a, "last.npz")), load_arrays(os.path.join(b, "last.npz"))
+    la, lb = load_arrays(os.path.join(a, "last.safetensors")), load_arrays(os.path.join(b, "last.safetensors"))
     for k in la:
         if k.startswith(("param/", "optim/")):
             np.testing.assert_array_equal(la[k], lb[k], err_msg=k)
@@ -364,8 +364,8 @@ def test_latest_run_is_the_newest_language_model(tmp_path):
         d = tmp_path / name
         d.mkdir()
         (d / "config.json").write_text(json.dumps({"kind": kind}))
-        (d / "best.npz").write_bytes(b"x")
-        os.utime(d / "best.npz", (1000 + i, 1000 + i))
+        (d / "best.safetensors").write_bytes(b"x")
+        os.utime(d / "best.safetensors", (1000 + i, 1000 + i))
     assert find_latest_run(str(tmp_path)) == str(tmp_path / "new")
     assert find_latest_run(str(tmp_path), kind="sentiment") == str(tmp_path / "newest")
     with pytest.raises(FileNotFoundError, match="no trained"):

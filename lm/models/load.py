@@ -12,25 +12,22 @@ import numpy as np
 from lm.config.training import train_config_from_json
 from lm.models.classifier import SentimentClassifier
 from lm.models.language_model import LanguageModelRNN
-from lm.storage.checkpoint import (CheckpointError, copy_into_params, load_checkpoint,
-                                   load_model, read_json)
+from lm.storage.checkpoint import (CheckpointError, copy_into_params, find_checkpoint,
+                                   load_checkpoint, load_model, read_json)
 from lm.storage.run_dir import check_run_dir
 from lm.text.vocab import Vocab
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-def load_classifier(run_dir, which="best.npz"):
+def load_classifier(run_dir, which="best"):
     """(model in eval mode, vocab, config) of a sentiment run; every file checked.
 
-    Falls back to last.npz when best.npz is missing. CheckpointError / FileNotFoundError
-    (one line) for anything missing or malformed.
+    Falls back to the last checkpoint when there is no best. CheckpointError /
+    FileNotFoundError (one line) for anything missing or malformed.
     """
     run_dir = os.fspath(run_dir)
-    if which == "best.npz" and os.path.isdir(run_dir) and \
-            not os.path.exists(os.path.join(run_dir, which)) and \
-            os.path.exists(os.path.join(run_dir, "last.npz")):
-        which = "last.npz"
+    which = _available(run_dir, which)
     config, _, _ = load_checkpoint(run_dir, which)
     if config["kind"] != "sentiment":
         raise ValueError(f"{run_dir} is a {config['kind']} run, not a sentiment classifier "
@@ -54,13 +51,12 @@ def load_lm_encoder(lm_dir):
     """A language-model run's (model config, Vocab, encoder arrays) for --init_from.
 
     The arrays are the LM's `embed.*` and `rnn<i>.*` weights, keyed by parameter name;
-    the LM's own head is not used. Weights come from best.npz (else last.npz).
+    the LM's own head is not used. Weights come from the best checkpoint (else the last).
     """
     lm_dir = os.fspath(lm_dir)
     if not os.path.isdir(lm_dir):
         raise FileNotFoundError(f"--init_from {lm_dir}: no such run directory")
-    which = "best.npz" if os.path.exists(os.path.join(lm_dir, "best.npz")) else "last.npz"
-    config, vocab_json, arrays = load_checkpoint(lm_dir, which)
+    config, vocab_json, arrays = load_checkpoint(lm_dir, _available(lm_dir, "best"))
     if config["kind"] != "language_model":
         raise ValueError(f"--init_from {lm_dir} is a {config['kind']} run; give a language "
                          f"model run directory (from `python -m lm.train`)")
@@ -87,13 +83,19 @@ def copy_encoder_weights(model, enc_arrays, source="--init_from"):
     return copy_into_params(model.params, enc_arrays, prefix="", label=source, names=names)
 
 
+def _available(run_dir, which):
+    """`which`, or "last" when "best" is asked for and the run has no best checkpoint."""
+    if which == "best" and os.path.isdir(run_dir) and find_checkpoint(run_dir, "best") is None \
+            and find_checkpoint(run_dir, "last") is not None:
+        return "last"
+    return which
+
+
 def load_language_model(run_dir, which="best"):
-    """(model, vocab, TrainConfig) of a language-model run; weights from `which`.npz,
-    every file checked by lm.checkpoint. "best" falls back to last.npz if there is none."""
+    """(model, vocab, TrainConfig) of a language-model run; weights from its `which`
+    checkpoint ("best" falls back to "last"), every file checked by lm.storage.checkpoint."""
     run_dir = check_run_dir(run_dir)
-    name = f"{which}.npz"
-    if which == "best" and not os.path.exists(os.path.join(run_dir, name)):
-        name = "last.npz"
+    name = _available(run_dir, which)
     meta = read_json(os.path.join(run_dir, "config.json"))
     if meta.get("kind") != "language_model":
         raise ValueError(f"{run_dir} is a {meta.get('kind')} run, not a language model")

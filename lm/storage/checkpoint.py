@@ -1,10 +1,12 @@
 """Run directories: save and load checkpoints, validate their metadata against the model.
 
-A run directory holds `config.json`, `vocab.json`, `best.npz`, `last.npz`,
-`metrics.jsonl` and `curves.png`. An .npz checkpoint stores model weights as
-`param/<name>` (e.g. `param/rnn0.Wx`), optimiser state as `optim/<name>` and
+A run directory holds `config.json`, `vocab.json`, `best.safetensors`,
+`last.safetensors`, `metrics.jsonl` and `curves.png`. A checkpoint stores model weights
+as `param/<name>` (e.g. `param/rnn0.Wx`), optimiser state as `optim/<name>` and
 everything else needed to resume (step, RNG, data position) as `state/<name>`, all in
-one file so no crash can pair weights of one step with a counter of another.
+one file so no crash can pair weights of one step with a counter of another. Runs saved
+by lm 0.1 hold `best.npz` / `last.npz` instead: they are read (never written) through
+the bounded .npz reader; `find_checkpoint` prefers a .safetensors file.
 
 Everything loads through `load_arrays` / `read_json` (never pickle) and every problem
 with the content is a CheckpointError naming the file and the failed check; a missing
@@ -20,7 +22,7 @@ from lm.config.checks import SIZE_LIMITS, check_size
 from lm.storage.atomic import (AtomicWriteError, append_jsonl, atomic_write, clean_stale_tmp,
                        write_json)
 from lm.storage.safe_json import parse_json, read_json, read_jsonl
-from lm.storage.safe_npz import load_arrays, save_arrays
+from lm.storage import safe_npz, safe_tensors
 from lm.storage.safe_zip import CheckpointError
 
 __all__ = ["CheckpointError", "AtomicWriteError", "atomic_write", "save_arrays",
@@ -28,12 +30,47 @@ __all__ = ["CheckpointError", "AtomicWriteError", "atomic_write", "save_arrays",
            "read_jsonl", "clean_stale_tmp", "save_checkpoint", "load_checkpoint",
            "write_run_metadata", "validate_config", "validate_vocab", "sections",
            "verify_against_model", "copy_into_params", "load_model", "rng_to_array",
-           "rng_from_array"]
+           "rng_from_array", "checkpoint_path", "find_checkpoint"]
 
 CONFIG_NAME, VOCAB_NAME = "config.json", "vocab.json"
 PREFIXES = ("param/", "optim/", "state/")
 KINDS = ("language_model", "sentiment")
-_CKPT_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\.npz\Z")
+_CKPT_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\.(npz|safetensors)\Z")
+CHECKPOINT_EXT = ".safetensors"   # what lm writes
+LEGACY_EXT = ".npz"               # what lm 0.1 wrote: read only
+
+
+def save_arrays(path, arrays, allow_nonfinite=False):
+    """Atomically write a checkpoint: safetensors (.safetensors), or .npz for tests and
+    tools that make lm 0.1 files."""
+    if os.fspath(path).endswith(LEGACY_EXT):
+        return safe_npz.save_arrays(path, arrays, allow_nonfinite=allow_nonfinite)
+    return safe_tensors.save_tensors(path, arrays, allow_nonfinite=allow_nonfinite)
+
+
+def load_arrays(path, allow_nonfinite=False, **kw):
+    """{name: array} of a checkpoint, every check first: a safetensors file (or its bytes),
+    or the .npz of a run saved by lm 0.1 (a path or an open binary file)."""
+    if isinstance(path, (bytes, bytearray)):
+        return safe_tensors.load_tensors(path, allow_nonfinite=allow_nonfinite, **kw)
+    if hasattr(path, "read") or os.fspath(path).endswith(LEGACY_EXT):
+        return safe_npz.load_arrays(path, allow_nonfinite=allow_nonfinite, **kw)
+    return safe_tensors.load_tensors(path, allow_nonfinite=allow_nonfinite, **kw)
+
+
+def checkpoint_path(run_dir, which):
+    """Where the `which` ("best" or "last") checkpoint of a run is written."""
+    return os.path.join(os.fspath(run_dir), which + CHECKPOINT_EXT)
+
+
+def find_checkpoint(run_dir, which):
+    """The `which` checkpoint file of a run to read (.safetensors, else lm 0.1's .npz), or
+    None when the run has none."""
+    for ext in (CHECKPOINT_EXT, LEGACY_EXT):
+        path = os.path.join(os.fspath(run_dir), which + ext)
+        if os.path.isfile(path):
+            return path
+    return None
 
 # Types of the "model" fields of config.json that lm knows; others pass unchecked.
 _BOOL_FIELDS = ("tie_weights", "bidirectional")
@@ -124,9 +161,15 @@ def write_run_metadata(run_dir, config, vocab):
 
 
 def _checkpoint_path(run_dir, name):
+    """run_dir/name for a file name, or the checkpoint `name` ("best", "last") resolves to."""
+    if name in ("best", "last"):
+        path = find_checkpoint(run_dir, name)
+        if path is None:
+            raise FileNotFoundError(2, f"no {name} checkpoint", os.fspath(run_dir))
+        return path
     if not isinstance(name, str) or not _CKPT_NAME_RE.match(name):
-        raise ValueError(f"checkpoint name {name!r} must be a plain file name ending "
-                         "in .npz, like 'best.npz'")
+        raise ValueError(f"checkpoint name {name!r} must be best, last or a plain file name "
+                         "ending in .safetensors or .npz")
     return os.path.join(os.fspath(run_dir), name)
 
 
@@ -137,7 +180,8 @@ def save_checkpoint(run_dir, name, params, optim=None, state=None):
     {"step": 1200, "rng": rng_to_array(rng)}). NaN/inf weights are refused (ValueError).
     Returns the path written.
     """
-    path = _checkpoint_path(run_dir, name)
+    path = checkpoint_path(run_dir, name) if name in ("best", "last") else \
+        _checkpoint_path(run_dir, name)
     arrays = {}
     for prefix, d in zip(PREFIXES, (params, optim or {}, state or {})):
         for key, value in d.items():
@@ -156,7 +200,7 @@ def sections(arrays):
     return out
 
 
-def load_checkpoint(run_dir, which="best.npz"):
+def load_checkpoint(run_dir, which="best"):
     """(config, vocab, arrays) of a run directory, every file checked.
 
     config.json and vocab.json are read strictly and checked with validate_config and
@@ -257,7 +301,7 @@ def copy_into_params(params, arrays, prefix="param/", label="checkpoint", names=
     return names
 
 
-def load_model(run_dir, build, which="best.npz"):
+def load_model(run_dir, build, which="best"):
     """(model, config, vocab, arrays): build(config["model"]) then load the weights.
 
     build: e.g. LanguageModelRNN.from_config. A config the constructor refuses is a
@@ -269,7 +313,7 @@ def load_model(run_dir, build, which="best.npz"):
     except (TypeError, ValueError) as e:
         raise CheckpointError(os.path.join(os.fspath(run_dir), CONFIG_NAME),
                               f"model cannot be built from it: {e}") from e
-    label = os.path.join(os.fspath(run_dir), which)
+    label = _checkpoint_path(run_dir, which)
     verify_against_model(arrays, model.params, len(vocab["itos"]), label=label)
     copy_into_params(model.params, arrays, label=label)
     return model, config, vocab, arrays

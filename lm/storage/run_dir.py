@@ -1,7 +1,7 @@
 """Run directories: default names, refusing to overwrite, finding the latest run."""
 import os
 
-CHECKPOINT_FILES = ("last.npz", "best.npz")
+CHECKPOINT_FILES = ("last.safetensors", "best.safetensors", "last.npz", "best.npz")
 RUNS_ROOT = "checkpoints"
 
 
@@ -65,7 +65,16 @@ def check_run_dir(run_dir, flag="checkpoint"):
         raise FileNotFoundError(f"--{flag} {run_dir} does not exist")
     if not os.path.isdir(run_dir):
         raise ValueError(f"--{flag} {run_dir} is not a run directory (give the directory "
-                         f"that holds config.json and best.npz)")
+                         f"that holds config.json and best.safetensors)")
     if not has_checkpoint(run_dir):
-        raise FileNotFoundError(f"--{flag} {run_dir} holds no best.npz or last.npz")
+        raise FileNotFoundError(f"--{flag} {run_dir} holds no checkpoint (best.safetensors "
+                                f"or last.safetensors)")
     return run_dir
+
+
+def checkpoint_name(run_dir, which):
+    """"RUN_DIR (best.safetensors)": the run and the file its `which` weights come from."""
+    from lm.storage.checkpoint import find_checkpoint
+
+    path = find_checkpoint(run_dir, which) or find_checkpoint(run_dir, "last")
+    return f"{run_dir} ({os.path.basename(path) if path else which})"

@@ -4,7 +4,7 @@ language model's), model, optimiser; its evaluation of every split, banner and l
 `train(cfg)` runs it. An evaluation scores the train, validation and test splits (dropout
 off); the best is the highest validation accuracy, ties broken by the lower validation
 loss. Resume (`cfg.resume`) rebuilds the same splits, vocabulary and model from the run's
-own config.json, then continues from last.npz exactly.
+own config.json, then continues from the last checkpoint exactly.
 """
 import dataclasses
 import os
@@ -19,8 +19,8 @@ from lm.data.labeled import (TextBatcher, build_vocab, class_index, read_example
                              subset, unk_rate)
 from lm.models.classifier import SentimentClassifier
 from lm.models.load import copy_encoder_weights, load_lm_encoder
-from lm.storage.checkpoint import (clean_stale_tmp, read_json, validate_config,
-                                   write_run_metadata)
+from lm.storage.checkpoint import (clean_stale_tmp, find_checkpoint, read_json,
+                                   validate_config, write_run_metadata)
 from lm.storage.run_dir import RUNS_ROOT, check_new_run_dir, corpus_label
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_classifier
@@ -112,9 +112,9 @@ def default_out_dir(cfg):
 def _resumed_config(cfg, given):
     """The saved run's config with the budgets and schedule given now (--resume)."""
     run_dir = cfg.out_dir
-    if not run_dir or not os.path.isfile(os.path.join(run_dir, "last.npz")):
-        raise FileNotFoundError(f"--resume: {run_dir or '(no --out_dir)'} holds no last.npz to "
-                                f"resume from (pass --out_dir RUN_DIR)")
+    if not run_dir or find_checkpoint(run_dir, "last") is None:
+        raise FileNotFoundError(f"--resume: {run_dir or '(no --out_dir)'} holds no last "
+                                f"checkpoint to resume from (pass --out_dir RUN_DIR)")
     label = os.path.join(run_dir, "config.json")
     meta = validate_config(read_json(label), label)
     if meta["kind"] != "sentiment" or not isinstance(meta.get("train"), dict):
@@ -134,7 +134,7 @@ def setup(cfg, given=frozenset(), log=print):
     """Build the ClassifierTask for `cfg` (validated here): data, splits, vocabulary, model.
 
     New run: refuses a directory that already holds a run, writes config.json and
-    vocab.json. --resume: the run's own config; the Trainer then loads last.npz.
+    vocab.json. --resume: the run's own config; the Trainer then loads the last checkpoint.
     """
     cfg = cfg.validate()
     if cfg.resume:

@@ -9,8 +9,8 @@ import numpy as np
 from lm.config.training import TrainConfig, init_from_config, resume_config, train_config_from_json
 from lm.data.batchers import make_batcher, split_corpus
 from lm.models.language_model import LanguageModelRNN
-from lm.storage.checkpoint import (clean_stale_tmp, copy_into_params, load_arrays, read_json,
-                                   validate_config, write_json)
+from lm.storage.checkpoint import (clean_stale_tmp, copy_into_params, find_checkpoint,
+                                   load_arrays, read_json, validate_config, write_json)
 from lm.storage.run_dir import check_new_run_dir, check_run_dir, default_run_dir
 from lm.text.corpora import corpus_info, resolve_corpus
 from lm.text.stream import load_corpus
@@ -124,8 +124,8 @@ def _run_dir_for(cfg, given):
     run_dir = cfg.out_dir or default_run_dir(cfg)
     source = vocab = None
     if cfg.resume:
-        if not os.path.isfile(os.path.join(run_dir, "last.npz")):
-            raise FileNotFoundError(f"--resume: {run_dir} holds no last.npz to resume from"
+        if find_checkpoint(run_dir, "last") is None:
+            raise FileNotFoundError(f"--resume: {run_dir} holds no last checkpoint to resume from"
                                     + ("" if cfg.out_dir else " (pass --out_dir RUN_DIR)"))
         label = os.path.join(run_dir, "config.json")
         meta = validate_config(read_json(label), label)
@@ -153,7 +153,7 @@ def setup(cfg, given=frozenset()):
     """Build the task for `cfg` (validated here); `given`: flags named on the command line.
 
     New run: refuses a directory that already holds a checkpoint. --resume: the saved
-    config, vocabulary and last.npz state. --init_from: the source run's vocabulary and
+    config, vocabulary and last checkpoint. --init_from: the source run's vocabulary and
     weights. Writes config.json and vocab.json only once everything loaded.
     """
     cfg = cfg.validate()
@@ -180,8 +180,7 @@ def setup(cfg, given=frozenset()):
     if batcher.note:
         s.notes.append(batcher.note)
     if source is not None and not cfg.resume:
-        best = os.path.join(source, "best.npz")
-        best = best if os.path.exists(best) else os.path.join(source, "last.npz")
+        best = find_checkpoint(source, "best") or find_checkpoint(source, "last")
         copy_into_params(model.params, load_arrays(best), label=best)
         s.notes.append(f"weights and vocabulary from {source}")
     os.makedirs(run_dir, exist_ok=True)

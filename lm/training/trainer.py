@@ -7,8 +7,9 @@ and says how to evaluate, which evaluation is best and how to print it. Per step
 batch (recurrent state carried between BPTT windows when the task asks, reset at each
 epoch), loss and gradients, global-norm clipping, optimiser step. Every `log_every`
 steps a training-loss row goes to metrics.jsonl; every `eval_every` steps (0: at the end
-of each epoch) the task evaluates, and the trainer appends the row, writes last.npz
-(everything needed to resume exactly) and best.npz when the evaluation is the best so
+of each epoch) the task evaluates, and the trainer appends the row, writes the last
+checkpoint (last.safetensors: everything needed to resume exactly) and the best
+(best.safetensors: weights) when the evaluation is the best so
 far, redraws curves.png and prints the task's lines. The lr is multiplied by `lr_decay`
 after more than `patience` evaluations without improvement. A non-finite loss is never
 saved: the run goes back to its last good state with half the lr, at most MAX_RESTARTS
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lm.storage.checkpoint import append_jsonl, load_arrays, save_arrays
+from lm.storage.checkpoint import (append_jsonl, checkpoint_path, find_checkpoint,
+                                   load_arrays, save_arrays)
 from lm.training.optim import clip_grad_norm
 from lm.training.report import redraw_curves, trim_metrics
 from lm.training.state import new_scalars, pack_state, unpack_state
@@ -67,7 +69,8 @@ class StopFlag:
         self.count += 1
         self.requested = True
         if self.count == 1:
-            self.log("\ninterrupt: saving last.npz after this step (Ctrl-C again to force)")
+            self.log("\ninterrupt: saving the last checkpoint after this step (Ctrl-C again "
+                     "to force)")
         elif self.saving or self.count == 2:
             self.log("interrupt: still saving, please wait")
         else:
@@ -100,14 +103,16 @@ class Trainer:
         self.curves_drawn = None  # time.monotonic() of the last curves.png
         self.curves_stale = False  # rows were logged since
         self.path = lambda name: os.path.join(task.run_dir, name)
+        self.last = checkpoint_path(task.run_dir, "last")  # written: .safetensors
+        self.best = checkpoint_path(task.run_dir, "best")
 
-    # ---- state: one snapshot type for last.npz, rollback and resume ----
+    # ---- state: one snapshot type for the last checkpoint, rollback and resume ----
     def snapshot(self):
         t = self.task
         return pack_state(t.model, t.optimizer, self.sc, t.batcher.state_dict(), self.carry,
                           t.rng)
 
-    def restore(self, snap, label="last.npz"):
+    def restore(self, snap, label="last checkpoint"):
         t = self.task
         scalars, data_state, self.carry = unpack_state(snap, t.model, t.optimizer, t.rng, label,
                                                        data_keys=list(t.batcher.state_dict()))
@@ -115,18 +120,19 @@ class Trainer:
         t.batcher.load_state_dict({k: int(v) for k, v in data_state.items()})
 
     def resume(self):
-        """Continue from last.npz: state, log trimmed to it, best.npz repaired if needed."""
-        arrays = load_arrays(self.path("last.npz"))
+        """Continue from the last checkpoint: state, log trimmed to it, best repaired if needed."""
+        path = find_checkpoint(self.task.run_dir, "last")  # lm 0.1 runs: last.npz
+        arrays = load_arrays(path)
         if "state/step" not in arrays and "state/epoch" in arrays:
-            self._resume_epoch_checkpoint(arrays)
+            self._resume_epoch_checkpoint(arrays, path)
         else:
-            self.restore(arrays, self.path("last.npz"))
+            self.restore(arrays, path)
         trim_metrics(self.task.run_dir, self.sc["step"])
         if self._repair_best():
-            self.log(f"best.npz rewritten from last.npz (the run stopped before saving it "
+            self.log(f"best checkpoint rewritten from the last (the run stopped before saving it "
                      f"at step {self.sc['step']})")
 
-    def _resume_epoch_checkpoint(self, arrays):
+    def _resume_epoch_checkpoint(self, arrays, path):
         """Classifiers of lm 0.1 saved weights, optimiser and the epoch only: go on from the
         start of the next epoch (a new dropout stream, so not bit-identical), the best so
         far taken from metrics.jsonl."""
@@ -134,7 +140,7 @@ class Trainer:
         from lm.training.metrics import read_metrics
 
         t, sc = self.task, self.sc
-        copy_into_params(t.model.params, arrays, label=self.path("last.npz"))
+        copy_into_params(t.model.params, arrays, label=path)
         t.optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items()
                                      if k.startswith("optim/")})
         epoch = int(arrays["state/epoch"])
@@ -145,24 +151,24 @@ class Trainer:
             best = max(rows, key=t.score)
             sc.update(best_key=tuple(t.score(best)), best_val=best["val_loss"],
                       best_step=best.get("step", sc["step"]), elapsed=rows[-1].get("elapsed", 0))
-        self.log(f"note    {self.path('last.npz')} is from lm 0.1 (weights and optimiser, no "
+        self.log(f"note    {path} is from lm 0.1 (weights and optimiser, no "
                  f"random state): continuing at epoch {epoch + 1}, not bit-identical")
 
     def save_best(self):
-        """best.npz: the model's weights now, with the step and validation loss of the best."""
-        save_arrays(self.path("best.npz"),
+        """The best checkpoint: the model's weights now, with the best's step and validation loss."""
+        save_arrays(self.best,
                     {**{f"param/{k}": v for k, v in self.task.model.params.items()},
                      "state/step": np.asarray(self.sc["best_step"], dtype=np.int64),
                      "state/val_loss": np.asarray(self.sc["best_val"], dtype=np.float64)})
 
     def _repair_best(self):
-        """If the run stopped between saving last.npz and best.npz at a new best, best.npz
-        is written now from last.npz's weights (the best was evaluated at that very step)."""
+        """If the run stopped between saving the last and the best checkpoint at a new best,
+        the best is written now from the last one's weights (evaluated at that very step)."""
         sc = self.sc
         if sc["best_step"] != sc["step"] or not math.isfinite(sc["best_val"]):
             return False
-        path = self.path("best.npz")
-        if os.path.exists(path) and int(load_arrays(path).get("state/step", -1)) == sc["step"]:
+        path = find_checkpoint(self.task.run_dir, "best")
+        if path and int(load_arrays(path).get("state/step", -1)) == sc["step"]:
             return False
         self.save_best()
         return True
@@ -250,10 +256,10 @@ class Trainer:
         sc["elapsed"] = elapsed
 
         def save():
-            # the row first, then last.npz, then best.npz: a run killed in between resumes
-            # from last.npz, drops the rows logged after it and repairs best.npz from it
+            # the row first, then the last checkpoint, then the best: a run killed in between
+            # resumes from the last, drops the rows logged after it and repairs the best
             append_jsonl(self.path("metrics.jsonl"), row)
-            save_arrays(self.path("last.npz"), before or self.snapshot())
+            save_arrays(self.last, before or self.snapshot())
             self.last_saved_step = sc["step"]
             if is_best:
                 if final:
@@ -352,7 +358,7 @@ class Trainer:
                 if self.last_saved_step != sc["step"] or reason == "interrupted" or \
                         (last_val is not None and not math.isfinite(last_val)):
                     sc["elapsed"] = elapsed()
-                    self._saving(save_arrays, self.path("last.npz"), self.snapshot())
+                    self._saving(save_arrays, self.last, self.snapshot())
         finally:
             bar.close()
         self.draw_curves(force=True)
@@ -367,11 +373,11 @@ class Trainer:
         self.restore(good)
         sc["nonfinite_restarts"] = restarts
         if restarts > MAX_RESTARTS:
-            save_arrays(self.path("last.npz"), good)  # the last finite state
+            save_arrays(self.last, good)  # the last finite state
             raise TrainingDiverged(
                 f"training diverged: the loss became NaN or infinite at step {step + 1} "
                 f"even after halving the learning rate {MAX_RESTARTS} times; the last good "
-                f"checkpoint is {self.task.run_dir}/last.npz (try a smaller --learning_rate "
+                f"checkpoint is {self.last} (try a smaller --learning_rate "
                 f"or --grad_clip)")
         opt.lr *= 0.5
         self.log(f"warning: non-finite loss at step {step + 1}: back to step {sc['step']} "
@@ -381,7 +387,7 @@ class Trainer:
 
 def train_task(task, given=frozenset(), log=None, progress=None, stop=None):
     """Train a task built for a new run or a resumed one (`task.cfg.resume`): resume from
-    last.npz (a --learning_rate given now replaces the saved one), print the task's banner,
+    the last checkpoint (a --learning_rate given now replaces the saved one), print the task's banner,
     run. Returns the TrainResult."""
     trainer = Trainer(task, log=log, progress=progress, stop=stop)
     if task.cfg.resume:
