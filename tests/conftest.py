@@ -70,3 +70,21 @@ def adam_reference(p, grads_fn, steps, lr, b1, b2, eps, wd=0.0):
             vhat = v[i] / (1 - b2 ** t)
             p[i] -= lr * mhat / (math.sqrt(vhat) + eps)
     return p
+
+
+def mutations(data, rng, n=10_000):
+    """n damaged copies: every truncation, bit flips, overwrites, insertions, deletions."""
+    out = [data[:k] for k in range(len(data))]
+    while len(out) < n:
+        b = bytearray(data)
+        kind = rng.integers(4)
+        i = int(rng.integers(len(b)))
+        if kind <= 1:
+            b[i] ^= 1 << int(rng.integers(8))
+        elif kind == 2:
+            b[i:i + 4] = rng.integers(0, 256, size=len(b[i:i + 4]), dtype=np.uint8).tobytes()
+        else:
+            b[i:i] = rng.integers(0, 256, size=int(rng.integers(1, 9)), dtype=np.uint8).tobytes()
+            del b[int(rng.integers(len(b)))]
+        out.append(bytes(b))
+    return out[:n]

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import mutations
 from lm.storage.checkpoint import (CheckpointError, load_arrays, load_checkpoint, parse_json,
                            read_json, rng_to_array, save_checkpoint, write_run_metadata)
 
@@ -41,24 +42,6 @@ def run_dir(tmp_path_factory):
     write_run_metadata(d, config, {"itos": list("abcdef"), "level": "char"})
     save_checkpoint(d, "best.npz", params, optim=optim, state=state)
     return d
-
-
-def mutations(data, rng, n=10_000):
-    """n damaged copies: every truncation, bit flips, overwrites, insertions, deletions."""
-    out = [data[:k] for k in range(len(data))]
-    while len(out) < n:
-        b = bytearray(data)
-        kind = rng.integers(4)
-        i = int(rng.integers(len(b)))
-        if kind <= 1:
-            b[i] ^= 1 << int(rng.integers(8))
-        elif kind == 2:
-            b[i:i + 4] = rng.integers(0, 256, size=len(b[i:i + 4]), dtype=np.uint8).tobytes()
-        else:
-            b[i:i] = rng.integers(0, 256, size=int(rng.integers(1, 9)), dtype=np.uint8).tobytes()
-            del b[int(rng.integers(len(b)))]
-        out.append(bytes(b))
-    return out[:n]
 
 
 def test_ten_thousand_damaged_checkpoints(run_dir):

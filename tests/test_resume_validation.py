@@ -2,7 +2,6 @@
 with its flag's (or its weight's) rule, and a bad one is one clear error, never a
 traceback or a silently odd run. The classifier's resume goes through the same checks."""
 import json
-import os
 
 import numpy as np
 import pytest

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+from conftest import mutations
 from lm.storage.checkpoint import CheckpointError, load_arrays, save_arrays
 from lm.storage.safe_tensors import MAX_HEADER, load_tensors, save_tensors
 
@@ -109,24 +110,6 @@ def test_a_directory_or_a_fifo_is_not_a_checkpoint(tmp_path):
         load_arrays(tmp_path / "f.safetensors")
     with pytest.raises(FileNotFoundError):
         load_arrays(tmp_path / "missing.safetensors")
-
-
-def mutations(data, rng, n=10_000):
-    """n damaged copies: every truncation, bit flips, overwrites, insertions, deletions."""
-    out = [data[:k] for k in range(len(data))]
-    while len(out) < n:
-        b = bytearray(data)
-        kind = rng.integers(4)
-        i = int(rng.integers(len(b)))
-        if kind <= 1:
-            b[i] ^= 1 << int(rng.integers(8))
-        elif kind == 2:
-            b[i:i + 4] = rng.integers(0, 256, size=len(b[i:i + 4]), dtype=np.uint8).tobytes()
-        else:
-            b[i:i] = rng.integers(0, 256, size=int(rng.integers(1, 9)), dtype=np.uint8).tobytes()
-            del b[int(rng.integers(len(b)))]
-        out.append(bytes(b))
-    return out[:n]
 
 
 def test_ten_thousand_damaged_checkpoints(tmp_path):

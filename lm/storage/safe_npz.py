@@ -40,8 +40,9 @@ def _member_name(key):
     return key + ".npy"
 
 
-def _as_storable(key, value, allow_nonfinite):
-    """A C-contiguous little-endian array of an allowed dtype, or ValueError."""
+def storable_array(key, value, allow_nonfinite):
+    """A C-contiguous little-endian array of an allowed dtype and rank (finite floats
+    unless allow_nonfinite), or ValueError: the rule for every checkpoint format."""
     a = np.asarray(value)
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("<"))
@@ -50,7 +51,7 @@ def _as_storable(key, value, allow_nonfinite):
                          "store (float32/64, integers and bool only)")
     if a.ndim > MAX_RANK:
         raise ValueError(f"array {key!r} has rank {a.ndim} > {MAX_RANK}")
-    if not allow_nonfinite and a.dtype.kind == "f" and not _all_finite(a):
+    if not allow_nonfinite and a.dtype.kind == "f" and not all_finite(a):
         raise ValueError(f"array {key!r} holds NaN or infinite values; not saved")
     return a if a.flags.c_contiguous else a.copy(order="C")  # keeps 0-d arrays 0-d
 
@@ -64,7 +65,7 @@ def save_arrays(path, arrays, allow_nonfinite=False, max_bytes=MAX_BYTES):
     """
     items = []
     for key, value in arrays.items():
-        items.append((_member_name(key), _as_storable(key, value, allow_nonfinite)))
+        items.append((_member_name(key), storable_array(key, value, allow_nonfinite)))
     total = sum(a.nbytes + 256 for _, a in items)
     if total > max_bytes:
         raise ValueError(f"cannot write {os.fspath(path)!r}: {total} bytes is over the "
@@ -78,7 +79,7 @@ def save_arrays(path, arrays, allow_nonfinite=False, max_bytes=MAX_BYTES):
                     np.lib.format.write_array(fh, a, allow_pickle=False)
 
 
-def _all_finite(a):
+def all_finite(a):
     flat = a.reshape(-1)
     return all(np.isfinite(flat[i:i + _FINITE_CHUNK]).all()
                for i in range(0, flat.size, _FINITE_CHUNK))
@@ -219,7 +220,7 @@ def _read_member(f, m, key, label, expected, allow_nonfinite, max_header, max_ra
     r.finish()
     if dtype.kind == "b" and a.size and a.reshape(-1).view(np.uint8).max() > 1:
         raise CheckpointError(label, f"bool array {key!r} holds bytes other than 0 and 1")
-    if dtype.kind == "f" and not allow_nonfinite and not _all_finite(a):
+    if dtype.kind == "f" and not allow_nonfinite and not all_finite(a):
         raise CheckpointError(label, f"array {key!r} holds NaN or infinite values")
     if sys.byteorder != "little":  # allow-listed dtypes are little-endian
         a = a.astype(dtype.newbyteorder("="))

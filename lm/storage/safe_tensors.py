@@ -22,18 +22,17 @@ import numpy as np
 
 from lm.storage.atomic import write_bytes
 from lm.storage.safe_json import parse_json
+from lm.storage.safe_npz import MAX_RANK, all_finite, storable_array
 from lm.storage.safe_zip import CheckpointError, is_safe_name, open_regular_file
 
 MAX_BYTES = 2 << 30        # largest checkpoint file
 MAX_HEADER = 16 << 20      # largest JSON header (lm writes ~100 bytes per tensor)
 MAX_TENSORS = 4096
-MAX_RANK = 4
 # safetensors dtype name -> numpy dtype: plain little-endian numbers and bool only
 DTYPES = {"F32": np.float32, "F64": np.float64, "I8": np.int8, "I16": np.int16,
           "I32": np.int32, "I64": np.int64, "U8": np.uint8, "U16": np.uint16,
           "U32": np.uint32, "U64": np.uint64, "BOOL": np.bool_}
 _NAMES = {np.dtype(v).str: k for k, v in DTYPES.items()}
-_FINITE_CHUNK = 1 << 20
 CHECKSUM = "lm.crc32"
 
 
@@ -53,23 +52,7 @@ def _storable(key, value, allow_nonfinite):
     if not isinstance(key, str) or not is_safe_name(key):
         raise ValueError(f"tensor name {key!r} is not allowed (1-200 characters from "
                          "letters, digits, '_', '.', '-', '/'; no '..' or leading '/')")
-    a = np.asarray(value)
-    if a.dtype.byteorder == ">":
-        a = a.astype(a.dtype.newbyteorder("<"))
-    if a.dtype.str not in _NAMES:
-        raise ValueError(f"tensor {key!r} has dtype {a.dtype} which checkpoints do not "
-                         "store (float32/64, integers and bool only)")
-    if a.ndim > MAX_RANK:
-        raise ValueError(f"tensor {key!r} has rank {a.ndim} > {MAX_RANK}")
-    if not allow_nonfinite and a.dtype.kind == "f" and not _all_finite(a):
-        raise ValueError(f"tensor {key!r} holds NaN or infinite values; not saved")
-    return a if a.flags.c_contiguous else a.copy(order="C")  # keeps 0-d arrays 0-d
-
-
-def _all_finite(a):
-    flat = a.reshape(-1)
-    return all(np.isfinite(flat[i:i + _FINITE_CHUNK]).all()
-               for i in range(0, flat.size, _FINITE_CHUNK))
+    return storable_array(key, value, allow_nonfinite)
 
 
 def save_tensors(path, arrays, metadata=None, allow_nonfinite=False):
@@ -188,7 +171,7 @@ def load_tensors(source, allow_nonfinite=False, max_bytes=MAX_BYTES, with_metada
         raise CheckpointError(label, "checksum mismatch: the file is damaged")
     if not allow_nonfinite:
         for name, a in arrays.items():
-            if a.dtype.kind == "f" and not _all_finite(a):
+            if a.dtype.kind == "f" and not all_finite(a):
                 raise CheckpointError(label, f"tensor {name!r} holds NaN or infinite values")
     arrays = {k: arrays[k] for k in header if k != "__metadata__"}  # the file's order
     meta = {k: v for k, v in meta.items() if k != CHECKSUM}
