@@ -1,0 +1,1 @@
+"""Diagnostics: gradient norms back through time, and the long-range recall task."""
