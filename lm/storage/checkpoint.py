@@ -34,7 +34,7 @@ __all__ = ["CheckpointError", "AtomicWriteError", "atomic_write", "save_arrays",
 
 CONFIG_NAME, VOCAB_NAME = "config.json", "vocab.json"
 PREFIXES = ("param/", "optim/", "state/")
-KINDS = ("language_model", "sentiment")
+KINDS = ("language_model", "sentiment", "recall")
 _CKPT_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\.(npz|safetensors)\Z")
 CHECKPOINT_EXT = ".safetensors"   # what lm writes
 LEGACY_EXT = ".npz"               # what lm 0.1 wrote: read only
@@ -76,7 +76,8 @@ def find_checkpoint(run_dir, which):
 _BOOL_FIELDS = ("tie_weights", "bidirectional")
 _CHOICE_FIELDS = {"cell": choices.ENCODERS, "dtype": choices.DTYPES, "pool": choices.POOLS}
 _REQUIRED = {"language_model": ("vocab_size", "embed_size", "hidden_size", "cell"),
-             "sentiment": ("vocab_size", "embed_size")}
+             "sentiment": ("vocab_size", "embed_size"),
+             "recall": ("vocab_size", "embed_size", "hidden_size", "cell")}
 
 
 def _is_int(x):
@@ -86,7 +87,7 @@ def _is_int(x):
 def validate_config(config, label=CONFIG_NAME):
     """Check the schema of a run's config.json dict; returns it or raises CheckpointError.
 
-    {"kind": "language_model"|"sentiment", "model": {...}, "train": {...}, "data": {...}}
+    {"kind": "language_model"|"sentiment"|"recall", "model": {...}, "train": {...}, "data": {...}}
     (train and data optional). In "model": sizes (vocab_size, embed_size, hidden_size,
     num_layers, num_classes) are ints in [1, 2**31); dropout a number in [0, 1);
     tie_weights/bidirectional booleans; cell, dtype, pool from their choices.
