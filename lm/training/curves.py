@@ -128,12 +128,24 @@ def _draw_sentiment(fig, runs):
     axes[0, 0].legend(fontsize="small")
 
 
-def draw_figure(run_dirs, title=None):
-    """The matplotlib Figure of `run_dirs` (raises FileNotFoundError/ValueError)."""
+def new_figure(figsize):
+    """An empty matplotlib Figure drawn with Agg (no pyplot: no global figure state)."""
     import matplotlib
     matplotlib.use("Agg")
-    from matplotlib.figure import Figure  # no pyplot: no global figure state
+    from matplotlib.figure import Figure
 
+    return Figure(figsize=figsize)
+
+
+def figure_png(fig, dpi=90):
+    """A matplotlib Figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def draw_figure(run_dirs, title=None):
+    """The matplotlib Figure of `run_dirs` (raises FileNotFoundError/ValueError)."""
     if not run_dirs:
         raise ValueError("give at least one run directory")
     runs = []
@@ -146,7 +158,7 @@ def draw_figure(run_dirs, title=None):
     if len(kinds) > 1:
         raise ValueError("cannot draw language-model and sentiment runs on one figure")
     sentiment = kinds.pop()
-    fig = Figure(figsize=(15, 8) if sentiment else (12, 8))
+    fig = new_figure((15, 8) if sentiment else (12, 8))
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.08, top=0.92, wspace=0.22, hspace=0.3)
     (_draw_sentiment if sentiment else _draw_lm)(fig, runs)
     fig.suptitle(title or ", ".join(label for label, _ in runs))
@@ -155,9 +167,7 @@ def draw_figure(run_dirs, title=None):
 
 def render_png(run_dirs, title=None):
     """The figure of `run_dirs` as PNG bytes."""
-    buf = io.BytesIO()
-    draw_figure(run_dirs, title).savefig(buf, format="png", dpi=90)
-    return buf.getvalue()
+    return figure_png(draw_figure(run_dirs, title))
 
 
 def plot_runs(run_dirs, out_path, title=None):
