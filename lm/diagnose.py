@@ -151,7 +151,8 @@ def main(argv=None):
         return
     if command not in COMMANDS:
         what = "no command given" if command is None else f"unknown command {command!r}"
-        print(f"error: {what}; choose gradients or recall\n{USAGE}", file=sys.stderr)
+        print(f"error: {what}; choose gradients or recall (python -m lm.diagnose --help)",
+              file=sys.stderr)
         sys.exit(2)
     _CLI_ARGV = argv[1:]
     run_cli(COMMANDS[command], argv[1:], command=command)

@@ -1,0 +1,101 @@
+"""Reproduce the README's vanishing-gradient figure: where each cell stops learning.
+
+    python scripts/recall_report.py [--cells rnn,gru,lstm] [--lengths 5,10,20,50,100]
+        [--jobs 2] [--out_root checkpoints/recall-report] [--figure docs/recall.png]
+
+Trains every cell on the recall task (`python -m lm.diagnose recall` defaults: 2,000 steps
+of 32 fresh sequences) at every distance, in --jobs processes, and prints a markdown
+table of the best held-out accuracy. Then draws accuracy against distance beside the
+gradient norms ||d loss / d h_t|| of the models trained at --gradient_length (measured
+on held-out sequences of that distance) and of fresh ones, and prints their ratios.
+Runs are kept under --out_root; a run that is already there is read, not trained again.
+"""
+import os
+import sys
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: small matrices, one thread
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+from concurrent.futures import ProcessPoolExecutor  # noqa: E402
+from contextlib import redirect_stdout  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)
+
+from lm.config.recall import RecallConfig  # noqa: E402
+from lm.storage.atomic import write_bytes  # noqa: E402
+from lm.training.metrics import read_metrics  # noqa: E402
+
+
+def run_dir(root, cell, length):
+    return os.path.join(root, f"{cell}-{length}")
+
+
+def train_one(args):
+    """Train one (cell, length) run unless it is there; its best evaluation row."""
+    from lm.diagnostics.recall import train
+    from lm.storage.checkpoint import find_checkpoint
+
+    root, cell, length = args
+    d = run_dir(root, cell, length)
+    if find_checkpoint(d, "last") is None:
+        with redirect_stdout(io.StringIO()):
+            train(RecallConfig(cell=cell, length=length, out_dir=d), progress=False,
+                  log=lambda line: None)
+    rows = [r for r in read_metrics(d) if "val_acc" in r]
+    best = max(rows, key=lambda r: (r["val_acc"], -r["val_loss"]))
+    return cell, length, best, rows[-1]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--cells", default="rnn,gru,lstm")
+    p.add_argument("--lengths", default="5,10,20,50,100")
+    p.add_argument("--gradient_length", type=int, default=50)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--out_root", default="checkpoints/recall-report")
+    p.add_argument("--figure", default="docs/recall.png")
+    a = p.parse_args()
+    cells = a.cells.split(",")
+    lengths = [int(x) for x in a.lengths.split(",")]
+    jobs = [(a.out_root, c, L) for L in sorted(lengths, reverse=True) for c in cells]
+    with ProcessPoolExecutor(a.jobs) as pool:
+        done = list(pool.map(train_one, jobs))
+
+    from lm.diagnostics.gradients import gradient_norms
+    from lm.diagnostics.plots import recall_png
+    from lm.diagnostics.recall import load_recall, recall_batch
+    from lm.diagnostics.runs import fresh_models
+
+    acc = {c: [] for c in cells}
+    print("| cell | " + " | ".join(f"distance {L}" for L in lengths) + " |")
+    print("|---|" + "---:|" * len(lengths))
+    for c in cells:
+        cols = []
+        for L in lengths:
+            _, _, best, last = next(x for x in done if x[:2] == (c, L))
+            acc[c].append((L, best["val_acc"]))
+            cols.append(f"{100 * best['val_acc']:.1f}% ({best['step']} steps, "
+                        f"{last['elapsed']:.0f} s)")
+        print(f"| {c} | " + " | ".join(cols) + " |")
+    G = a.gradient_length
+    curves = []
+    for c in cells:
+        model, cfg = load_recall(run_dir(a.out_root, c, G))
+        curves.append((f"{c}, trained", gradient_norms(model, recall_batch(cfg, 64, G))))
+    models, batch, _ = fresh_models(cells, G, 64)
+    curves += [(f"{c}, fresh", gradient_norms(m, batch)) for c, m in models]
+    print(f"\n||d loss / d h_t|| at distance {G} / at distance 0 (64 held-out sequences):")
+    for label, norms in curves:
+        y = norms["layer 1"]
+        print(f"  {label:>12}: {y[G] / y[0]:.1e}")
+    chance = 1 / RecallConfig().symbols
+    os.makedirs(os.path.dirname(a.figure) or ".", exist_ok=True)
+    write_bytes(a.figure, recall_png(acc, chance, curves,
+                                     f"gradient reaching each step, distance {G}"))
+    print(f"wrote {a.figure}")
+
+
+if __name__ == "__main__":
+    main()
