@@ -13,13 +13,16 @@ def layer_names(norms):
 
 
 def draw_gradients(ax, curves, title=None):
-    """curves: [(label, gradient_norms result)]: one line per model and layer, log scale."""
-    for i, (label, norms) in enumerate(curves):
+    """curves: [(label, gradient_norms result[, matplotlib line options])]: one line per
+    model and layer (layers told apart by line style), log scale."""
+    for i, (label, norms, *options) in enumerate(curves):
         layers = layer_names(norms)
         for j, name in enumerate(layers):
             y = norms[name]
-            ax.plot(np.arange(len(y)), y, STYLES[j % len(STYLES)], color=f"C{i % 10}",
-                    label=label if len(layers) == 1 else f"{label}, {name}")
+            style = {"color": f"C{i % 10}", "linestyle": STYLES[j % len(STYLES)],
+                     **(options[0] if options else {})}
+            ax.plot(np.arange(len(y)), y, label=label if len(layers) == 1 else
+                    f"{label}, {name}", **style)
     ax.set_yscale("log")
     ax.set_xlabel("distance from the loss (steps back)")
     ax.set_ylabel("mean ||d loss / d h_t||")
