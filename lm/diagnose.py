@@ -46,6 +46,11 @@ def gradients(checkpoint=None, cell="rnn,gru,lstm", length=None, batch_size=32, 
     batch_size = check_int("batch_size", batch_size, 1, 100000)
     length = None if length is None else check_int("length", length, 1, 100000)
     which = check_choice("which", which, ("best", "last"))
+    given = given_flags({"cell", "seed", "forget_bias", "which"}, _CLI_ARGV or [])
+    wrong = sorted(given - {"which"} if checkpoint is not None else given & {"which"})
+    if wrong:
+        raise ValueError(f"--{wrong[0]} is for " + ("fresh models; a run has its own"
+                         if checkpoint is not None else "a run: give --checkpoint RUN_DIR"))
     if checkpoint is not None:
         run_dir = check_str("checkpoint", checkpoint)
         out = _png_path(out, os.path.join(run_dir, "gradients.png"))

@@ -162,6 +162,8 @@ def test_ctrl_c_saves_and_exits_130(tmp_path):
     (["gradients", "--lenght", "5"], ["unknown flag --lenght", "--length?"]),
     (["gradients", "--checkpoint", "nowhere"], ["nowhere", "does not exist"]),
     (["gradients", "--checkpoint", "empty"], ["holds no checkpoint"]),
+    (["gradients", "--checkpoint", "r", "--cell", "gru"], ["--cell", "fresh models"]),
+    (["gradients", "--which", "last"], ["--which", "--checkpoint"]),
     (["recall", "--length", "0"], ["--length"]),
     (["recall", "--symbols", "27"], ["--symbols"]),
     (["recall", "--resume", "--out_dir", "nowhere"], ["--resume", "nowhere"]),
