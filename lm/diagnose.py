@@ -29,7 +29,7 @@ def gradients(checkpoint=None, cell="rnn,gru,lstm", length=None, batch_size=32, 
     Args:
       checkpoint: a run directory (language model, sentiment or recall run); none: fresh models
       cell: fresh models: the cells to compare, comma-separated (rnn, gru, lstm)
-      length: steps back from the loss: recall distance, or a language model's window (default: the run's)
+      length: steps back from the loss: the recall distance (fresh: 50) or an LM's window (default: the run's)
       batch_size: rows averaged over
       seed: fresh models: initialisation and data seed
       forget_bias: fresh LSTMs: forget-gate bias at initialisation (Keras's 1; PyTorch's 0)

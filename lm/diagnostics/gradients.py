@@ -8,8 +8,9 @@ pooling). For every recurrent layer l and step t <= t_n the figure is
                                             and through the layer's own later steps)
 
 and `gradient_norms` averages ||g^l_{n,t}||_2 over the rows at each distance k = t_n - t.
-A vanilla RNN's norms fall geometrically with k (the vanishing gradient); an LSTM's cell
-state lets them stay up. "input" is the same for the embeddings fed to the first layer.
+A vanilla RNN's norms fall geometrically with k (the vanishing gradient); through an
+LSTM's cell state each step multiplies them by the forget gate, so they stay up where the
+gates are near 1. "input" is the same for the embeddings fed to the first layer.
 
 Every number comes from the layers' own backward passes: g^l_t is the upstream gradient
 into layer l at step t plus the gradient its backward returns for the initial state when
