@@ -118,7 +118,9 @@ def main():
         print(f"  {name:>28}: {y[G] / y[0]:.1e}")
     chance = 1 / RecallConfig().symbols
     os.makedirs(os.path.dirname(a.figure) or ".", exist_ok=True)
+    seeds_title = f", mean over {len(seeds)} seeds" if len(seeds) > 1 else f", seed {seeds[0]}"
     write_bytes(a.figure, recall_png(acc, chance, curves,
+                                     "recall the first token" + seeds_title,
                                      f"gradient reaching each step, distance {G}"))
     print(f"wrote {a.figure}")
 

@@ -31,7 +31,7 @@ def draw_gradients(ax, curves, title=None):
     ax.set_title(title or "gradient reaching each step")
 
 
-def draw_accuracy(ax, results, chance=None):
+def draw_accuracy(ax, results, chance=None, title=None):
     """results: {label: [(distance, accuracy), ...]}; a dashed line at chance."""
     for i, (label, points) in enumerate(results.items()):
         x, y = zip(*sorted(points))
@@ -44,7 +44,7 @@ def draw_accuracy(ax, results, chance=None):
     ax.set_ylim(0, 102)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
-    ax.set_title("recall the first token")
+    ax.set_title(title or "recall the first token")
 
 
 def gradients_png(curves, title=None):
@@ -55,11 +55,11 @@ def gradients_png(curves, title=None):
     return figure_png(fig)
 
 
-def recall_png(results, chance, curves, gradient_title=None):
+def recall_png(results, chance, curves, accuracy_title=None, gradient_title=None):
     """Accuracy against distance beside the gradient norms, as PNG bytes."""
     fig = new_figure((14, 5.5))
     left, right = fig.subplots(1, 2)
-    draw_accuracy(left, results, chance)
+    draw_accuracy(left, results, chance, accuracy_title)
     draw_gradients(right, curves, gradient_title)
     fig.tight_layout()
     return figure_png(fig)
