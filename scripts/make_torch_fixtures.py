@@ -45,7 +45,9 @@ nn.Linear, nn.AdaptiveLogSoftmaxWithLoss) with seeded weights, both biases rando
 as PyTorch saves them (safetensors.torch, no lm checksum) with lm's metadata, so the file
 is also what `python -m lm.import_torch` reads. The .npz holds ids (N, T), lengths (N,)
 (classifiers), and the module's eval-mode output: logits (N, T, V), scores (N, C), or
-for the bare adaptive layer x (M, H) and log_prob (M, V).
+for the bare adaptive layer x (M, H) and log_prob (M, V). (The safetensors package writes
+the metadata in a hash order that changes from run to run: regenerated files hold the
+same tensors and metadata, not the same bytes.)
 """
 import argparse
 import os
@@ -309,7 +311,7 @@ def run_interop(out_dir):
                                 "bidirectional": False, "dropout": 0.0, "num_classes": 3, **c})
               for n, c in INTEROP_CLF.items()]
     for kind, name, cfg in cases:
-        mod = torch_model.__getattr__(torch_model.KINDS[kind])(**cfg).eval()
+        mod = torch_model.module_class(kind)(**cfg).eval()
         with torch.no_grad():                    # wider than the default init
             for p in mod.parameters():
                 p.uniform_(-0.6, 0.6, generator=g)

@@ -177,7 +177,7 @@ def clean_error(result, *fragments):
 
 
 def test_import_then_sample_evaluate_train_and_export(tmp_path, capsys, monkeypatch):
-    from lm import evaluate, export, import_torch
+    from lm import evaluate, export, import_torch, sample
     from lm.config.sentiment import SentimentConfig
     from lm.config.training import TrainConfig
     from lm.training.classifier_task import train as train_classifier
@@ -187,8 +187,9 @@ def test_import_then_sample_evaluate_train_and_export(tmp_path, capsys, monkeypa
     p = run_module("lm.import_torch", [path, "--out_dir", "run"], tmp_path)  # the real CLI
     assert p.returncode == 0, p.stderr
     assert sorted(os.listdir(tmp_path / "run")) == ["best.safetensors", "config.json", "vocab.json"]
-    p = run_module("lm.sample", ["--checkpoint", "run", "--start", "abc", "--length", "20"], tmp_path)
-    assert p.returncode == 0 and len(p.stdout) >= 20, p.stderr
+    code, out, err = cli(sample.main, ["--checkpoint", "run", "--start", "abc", "--length", "20"],
+                         tmp_path, capsys, monkeypatch)
+    assert code == 0 and len(out) >= 20, err
     from lm.models.load import load_language_model
     model, _, _ = load_language_model(tmp_path / "run")
     np.testing.assert_allclose(model.forward(ref["ids"])[0], ref["logits"], atol=1e-5, rtol=0)
@@ -269,6 +270,20 @@ def test_import_refuses_every_bad_file_with_one_line(tmp_path, capsys, monkeypat
         assert not (tmp_path / "run").exists(), case
     p = run_module("lm.import_torch", [bad, "--out_dir", "run"], tmp_path)  # the real CLI
     assert_clean_error(p, message)
+
+
+def test_imported_classifier_predicts_pytorchs_probabilities(tmp_path, capsys, monkeypatch):
+    from lm import import_torch
+    from lm.models.classifier import softmax
+    from lm.models.load import load_classifier
+
+    path, ref = fixture("clf_lstm_bi_last")
+    assert cli(import_torch.main, [path, "--out_dir", "cls"], tmp_path, capsys, monkeypatch)[0] == 0
+    model, vocab, config = load_classifier(tmp_path / "cls")
+    assert config["data"]["classes"] == ["neg", "pos", "neutral"] and len(vocab) == 11
+    mask = np.arange(ref["ids"].shape[1])[None, :] < ref["lengths"][:, None]
+    np.testing.assert_allclose(model.predict_proba(ref["ids"], mask), softmax(ref["scores"]),
+                               atol=1e-5, rtol=0)
 
 
 def test_tied_weights_must_agree_and_export_refuses_bad_input(tmp_path, capsys, monkeypatch):

@@ -11,6 +11,15 @@ LSTM gate blocks are i, f, o, g in lm and i, f, g, o in PyTorch (the same swap b
 lm's LSTM and RNN have one bias b, PyTorch two: export writes bias_ih = b (reordered),
 bias_hh = 0, and import takes b = bias_ih + bias_hh, which gives the same outputs. The
 GRU's bx, bh are bias_ih, bias_hh exactly (n = tanh(x Wx_n + bx_n + r*(h Wh_n + bh_n))).
+
+A new kind is a few lines, e.g. an encoder-decoder whose params are `enc.embed.W`,
+`enc.rnn0.Wx`, ..., `dec.embed.W`, `dec.rnn0.Wx`, ..., `head.W`, `head.b`:
+    def s2s_to_torch(c, p):
+        return {**embedding_to_torch(p, "enc.embed.W", "encoder.embedding."),
+                **rnn_stack_to_torch(p, c["cell"], c["num_layers"], c["bidirectional"],
+                                     "enc.rnn", "encoder.rnn."),
+                ...the decoder the same way..., **linear_to_torch(p, "head.", "decoder.out.")}
+    register("seq2seq", Seq2Seq.from_config, s2s_to_torch, s2s_from_torch)
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -95,7 +104,9 @@ def rnn_stack_from_torch(state, cell, num_layers, bidirectional=False, lm_prefix
     for k in range(num_layers):
         for infix, suffix in _directions(bidirectional):
             src, dst = f"_l{k}{suffix}", f"{lm_prefix}{k}.{infix}"
-            get = lambda n: np.asarray(state[f"{torch_prefix}{n}{src}"])  # noqa: E731
+
+            def get(n):
+                return np.asarray(state[f"{torch_prefix}{n}{src}"])
             out[dst + "Wx"] = _t(_gates(get("weight_ih"), cell))
             out[dst + "Wh"] = _t(_gates(get("weight_hh"), cell))
             if cell == "gru":

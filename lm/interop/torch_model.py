@@ -32,6 +32,13 @@ def __getattr__(name):
 KINDS = {"language_model": "LanguageModel", "sentiment": "Classifier"}
 
 
+def module_class(kind):
+    """The PyTorch module class of a model kind (config.json's "kind")."""
+    if kind not in KINDS:
+        raise ValueError(f"no PyTorch module for model kind {kind!r}")
+    return __getattr__(KINDS[kind])
+
+
 def _define():
     import torch
     from torch import nn
@@ -154,7 +161,7 @@ def read_file(path):
 
     config, vocab, state, _ = read_checked(path)
     kind = config["kind"]
-    model = __getattr__(KINDS[kind])(**module_config(kind, config["model"], state))
+    model = module_class(kind)(**module_config(kind, config["model"], state))
     dtype = next(iter(state.values())).dtype
     model.to(torch.float64 if dtype.itemsize == 8 else torch.float32)
     model.load_state_dict({k: torch.from_numpy(a) for k, a in state.items()})
