@@ -273,7 +273,7 @@ def test_import_refuses_every_bad_file_with_one_line(tmp_path, capsys, monkeypat
 
 
 def test_imported_classifier_predicts_pytorchs_probabilities(tmp_path, capsys, monkeypatch):
-    from lm import import_torch
+    from lm import export, import_torch
     from lm.models.classifier import softmax
     from lm.models.load import load_classifier
 
@@ -284,6 +284,13 @@ def test_imported_classifier_predicts_pytorchs_probabilities(tmp_path, capsys, m
     mask = np.arange(ref["ids"].shape[1])[None, :] < ref["lengths"][:, None]
     np.testing.assert_allclose(model.predict_proba(ref["ids"], mask), softmax(ref["scores"]),
                                atol=1e-5, rtol=0)
+    args = ["--checkpoint", "cls", "c.safetensors", "--format", "pytorch"]
+    assert cli(export.main, args, tmp_path, capsys, monkeypatch)[0] == 0
+    again, meta = load_tensors(tmp_path / "c.safetensors", with_metadata=True)
+    original = load_tensors(path, require_checksum=False)
+    assert sorted(again) == sorted(original) and meta["kind"] == "sentiment"
+    for k in ("rnn.weight_ih_l0_reverse", "classifier.weight", "embedding.weight"):
+        np.testing.assert_array_equal(again[k], original[k])
 
 
 def test_tied_weights_must_agree_and_export_refuses_bad_input(tmp_path, capsys, monkeypatch):
