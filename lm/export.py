@@ -1,4 +1,5 @@
-"""Export a run for PyTorch: `python -m lm.export --checkpoint DIR OUT.safetensors --format pytorch`."""
+"""Export a run for PyTorch: `python -m lm.export --checkpoint DIR OUT.safetensors
+--format pytorch`."""
 
 
 def main(out=None, checkpoint=None, format="pytorch", which="best", overwrite=False):

@@ -31,10 +31,12 @@ def parse_args(argv=None):
     p.add_argument("--corpus", default=None, help="text file (default: the run's corpus)")
     p.add_argument("--max_steps", type=int, default=300)
     p.add_argument("--eval_every", type=int, default=50)
-    p.add_argument("--batch_size", type=int, default=None, help="streams in all (default: the run's)")
+    p.add_argument("--batch_size", type=int, default=None,
+                   help="streams in all (default: the run's)")
     p.add_argument("--seq_length", type=int, default=None, help="BPTT window (default: the run's)")
     p.add_argument("--learning_rate", type=float, default=None, help="default: the run's")
-    p.add_argument("--eval_tokens", type=int, default=0, help="validation targets per evaluation (0 = all)")
+    p.add_argument("--eval_tokens", type=int, default=0,
+                   help="validation targets per evaluation (0 = all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads per process")
     return p.parse_args(argv)
@@ -60,8 +62,8 @@ def load_data(config, vocab_json, corpus):
 
 
 def my_rows(batch_size, rank, world):
-    per = batch_size // world
-    return slice(rank * per, (rank + 1) * per)
+    """This rank's streams: [r*B/W, (r+1)*B/W), as even as B allows."""
+    return slice(rank * batch_size // world, (rank + 1) * batch_size // world)
 
 
 def evaluate(model, val_ids, batch_size, seq_length, rank, world, device, max_tokens=0):
@@ -118,29 +120,44 @@ def main(argv=None):
         if rank == 0:
             print(*a, flush=True)
 
-    model, config, vocab = torch_model.read_file(args.file)
+    def fail(message):  # every rank stops; one line from rank 0
+        if rank == 0:
+            print(f"error: {message}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+
+    try:
+        model, config, vocab = torch_model.read_file(args.file)
+    except (ValueError, OSError) as e:  # a CheckpointError is a ValueError
+        fail(e)
     if config["kind"] != "language_model":
-        raise SystemExit(f"error: {args.file} holds a {config['kind']} model, not a language model")
+        fail(f"{args.file} holds a {config['kind']} model, not a language model")
     t = config["train"]
     B = args.batch_size or t["batch_size"]
     T = args.seq_length or t["seq_length"]
     lr = args.learning_rate or t["learning_rate"]
     if B % world:
-        raise SystemExit(f"error: --batch_size {B} is not divisible by {world} processes")
+        fail(f"--batch_size {B} is not divisible by {world} processes")
     if os.path.isdir(args.out_dir) and any(f.endswith(".safetensors")
                                            for f in os.listdir(args.out_dir)):
-        raise SystemExit(f"error: {args.out_dir} already holds checkpoints (nothing was changed)")
+        fail(f"{args.out_dir} already holds checkpoints (nothing was changed)")
     if rank == 0:
         os.makedirs(args.out_dir, exist_ok=True)
-    train_ids, val_ids = load_data(config, vocab, args.corpus)
+    try:
+        train_ids, val_ids = load_data(config, vocab, args.corpus)
+    except (ValueError, OSError) as e:
+        fail(e)
     model.to(device).train()
     ddp = DDP(model, device_ids=[local] if cuda else None)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=t.get("weight_decay", 0.0))
     batcher = BPTTBatcher(train_ids, B, T)
     rows = my_rows(batcher.batch_size, rank, world)
-    say(f"{world} processes ({'nccl' if cuda else 'gloo'}), {sum(p.numel() for p in model.parameters()):,} "
-        f"weights, {len(train_ids):,} training tokens, {batcher.batch_size} streams x "
-        f"{batcher.seq_length} (rows {rows.stop - rows.start} per process), lr {lr:g}")
+    n_weights = sum(p.numel() for p in model.parameters())
+    if batcher.batch_size % world:
+        fail(f"the corpus allows only {batcher.batch_size} streams, not "
+                         f"divisible by {world} processes")
+    say(f"{world} processes ({'nccl' if cuda else 'gloo'}), {n_weights:,} weights, "
+        f"{len(train_ids):,} training tokens, {batcher.batch_size} streams x "
+        f"{batcher.seq_length} ({rows.stop - rows.start} per process), lr {lr:g}")
     config = {**config, "train": {**t, "batch_size": batcher.batch_size,
                                   "seq_length": batcher.seq_length, "learning_rate": lr}}
 

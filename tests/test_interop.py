@@ -122,9 +122,8 @@ def test_pytorch_to_lm_to_pytorch(name):
     assert sorted(back) == sorted(state)
     for k, a in state.items():
         if "bias_" in k and config["model"]["cell"] in ("rnn", "lstm"):
-            other = k.replace("bias_ih", "bias_hh") if "bias_ih" in k else k.replace("bias_hh", "bias_ih")
-            total = state[k] + state[other] if "bias_ih" in k else 0 * a
-            np.testing.assert_array_equal(back[k], total)
+            want = a + state[k.replace("bias_ih", "bias_hh")] if "bias_ih" in k else 0 * a
+            np.testing.assert_array_equal(back[k], want)
         else:
             np.testing.assert_array_equal(back[k], a)
     again = torch_layout.to_torch(kind, _model_from(kind, config, back))
@@ -202,8 +201,8 @@ def test_import_then_sample_evaluate_train_and_export(tmp_path, capsys, monkeypa
                       batch_size=2, seq_length=8, sample_length=0, out_dir="cont")
     result = train_lm(cfg, given={"init_from", "max_steps"}, log=lambda s: None, progress=False)
     assert result.best_step == 2
-    (tmp_path / "s.tsv").write_text("".join(f"{'pos' if i % 2 else 'neg'}\t{'abc' if i % 2 else 'hij'} {i}\n"
-                                            for i in range(24)), encoding="utf-8")
+    rows = [f"pos\tabc {i}\n" if i % 2 else f"neg\thij {i}\n" for i in range(24)]
+    (tmp_path / "s.tsv").write_text("".join(rows), encoding="utf-8")
     scfg = SentimentConfig(data="s.tsv", init_from="run", max_epochs=1, out_dir="cls")
     train_classifier(scfg, log=lambda s: None, progress=False)
     assert os.path.exists(tmp_path / "cls" / "best.safetensors")
@@ -213,7 +212,8 @@ def test_import_then_sample_evaluate_train_and_export(tmp_path, capsys, monkeypa
     assert code == 0 and "11 tensors" in out, err
     again, meta = load_tensors(tmp_path / "out.safetensors", with_metadata=True)
     original, meta0 = load_tensors(path, with_metadata=True, require_checksum=False)
-    assert sorted(again) == sorted(original) and json.loads(meta["itos"]) == json.loads(meta0["itos"])
+    assert sorted(again) == sorted(original)
+    assert json.loads(meta["itos"]) == json.loads(meta0["itos"])
     for k in ("embedding.weight", "rnn.weight_hh_l1", "decoder.weight"):
         np.testing.assert_array_equal(again[k], original[k])
     before = (tmp_path / "out.safetensors").read_bytes()
@@ -323,7 +323,7 @@ def test_metadata_holds_config_and_vocabulary():
 # ---- with PyTorch: lm -> PyTorch logits --------------------------------------------
 
 def _torch():
-    return pytest.importorskip("torch", reason="torch is not installed (pip install -e \".[torch]\")")
+    return pytest.importorskip("torch", reason='torch is not installed: pip install -e ".[torch]"')
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -332,7 +332,6 @@ def test_lm_exports_give_lms_logits_in_pytorch(cell, layers, tmp_path):
     torch = _torch()
     from lm.interop import torch_model
     from lm.interop.files import save_torch_layout
-    from lm.storage.safe_tensors import save_tensors
     import safetensors.numpy
 
     m = lm_model(cell, layers, tie=layers == 2)
@@ -345,8 +344,8 @@ def test_lm_exports_give_lms_logits_in_pytorch(cell, layers, tmp_path):
              "specials": ["<unk>"], "itos": itos}
     state = torch_layout.to_torch("language_model", m)
     path = tmp_path / "m.safetensors"
-    save_torch_layout(path, lambda meta: safetensors.numpy.save(state, metadata=meta), config, vocab)
-    assert save_tensors  # lm's writer is what lm.export uses; this file goes without checksum
+    save_torch_layout(path, lambda meta: safetensors.numpy.save(state, metadata=meta), config,
+                      vocab)
     model = torch_model.from_file(path)
     ids = np.random.default_rng(3).integers(0, 11, (3, 9))
     with torch.no_grad():

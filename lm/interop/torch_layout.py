@@ -110,7 +110,8 @@ def rnn_stack_from_torch(state, cell, num_layers, bidirectional=False, lm_prefix
             out[dst + "Wx"] = _t(_gates(get("weight_ih"), cell))
             out[dst + "Wh"] = _t(_gates(get("weight_hh"), cell))
             if cell == "gru":
-                out[dst + "bx"], out[dst + "bh"] = np.array(get("bias_ih")), np.array(get("bias_hh"))
+                out[dst + "bx"] = np.array(get("bias_ih"))
+                out[dst + "bh"] = np.array(get("bias_hh"))
             else:
                 out[dst + "b"] = _gates(get("bias_ih") + get("bias_hh"), cell)
     return out
