@@ -313,6 +313,14 @@ def test_tied_weights_must_agree_and_export_refuses_bad_input(tmp_path, capsys, 
     assert not os.path.exists(tmp_path / "o.safetensors")
 
 
+def test_help_starts_with_the_tools_own_text(tmp_path):
+    for module in ("lm.export", "lm.import_torch"):
+        p = run_module(module, ["--help"], tmp_path)
+        assert p.returncode == 0 and "INFO" not in p.stdout + p.stderr, p.stderr
+        assert p.stdout.splitlines()[:2] == ["NAME", p.stdout.splitlines()[1]]
+        assert p.stdout.splitlines()[1].strip().startswith(f"python -m {module} - ")
+
+
 def test_metadata_holds_config_and_vocabulary():
     config = {"kind": "language_model", "model": {"vocab_size": 2}, "train": {}, "data": {}}
     meta = make_metadata(config, {"format": "lm.vocab", "itos": ["<unk>", "é"]})
