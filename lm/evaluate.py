@@ -11,7 +11,7 @@ if __name__ == "__main__":  # BLAS threads must be chosen before numpy loads
 import numpy as np  # noqa: E402
 
 
-def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128,
+def main(file=None, *, checkpoint=None, which="best", batch_size=32, seq_length=128,
          encoding="utf-8", encoding_errors="strict", threads="auto"):
     """Loss, perplexity and bits per character of a trained model on a text file.
 

@@ -146,7 +146,7 @@ def predict(*texts, checkpoint=None, batch_size=64):
         print(f"{classes[k]}\t{p[k]:.3f}\t{text}")
 
 
-def evaluate(file=None, checkpoint=None, batch_size=64, max_errors=20):
+def evaluate(file=None, *, checkpoint=None, batch_size=64, max_errors=20):
     """Accuracy, confusion matrix and misclassified examples of a labelled file.
 
     Args:

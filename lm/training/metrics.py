@@ -36,7 +36,8 @@ def unigram_entropy(ids):
 def read_metrics(run_dir):
     """The evaluations logged in `run_dir/metrics.jsonl`, oldest first.
 
-    A truncated or garbled line (a run killed while appending) is skipped, not fatal.
+    A truncated or garbled line (a run killed while appending), or a row whose values
+    have the wrong types (see `well_typed`), is skipped, not fatal.
     Raises FileNotFoundError if the run has no metrics file.
     """
     path = os.path.join(run_dir, "metrics.jsonl")
@@ -54,9 +55,26 @@ def read_metrics(run_dir):
                 row = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(row, dict):
+            if well_typed(row):
                 rows.append(row)
     return rows
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def well_typed(row):
+    """Whether `row` is a metrics row as the trainer writes it: an object with an integer
+    `step` >= 0, `final` true/false if present, and every other value a finite number or
+    null (a string, list or NaN where a figure belongs makes the row garbled)."""
+    if not isinstance(row, dict):
+        return False
+    step = row.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return False
+    return all(isinstance(v, bool) if k == "final" else (v is None or _number(v))
+               for k, v in row.items())
 
 
 def format_eval_line(m, is_best, level):
