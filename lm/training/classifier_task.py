@@ -19,9 +19,10 @@ from lm.data.labeled import (TextBatcher, build_vocab, class_index, read_example
                              subset, unk_rate)
 from lm.models.classifier import SentimentClassifier
 from lm.models.load import copy_encoder_weights, load_lm_encoder
-from lm.storage.checkpoint import (clean_stale_tmp, find_checkpoint, read_json,
+from lm.storage.checkpoint import (find_checkpoint, read_json,
                                    validate_config, write_run_metadata)
-from lm.storage.run_dir import RUNS_ROOT, check_new_run_dir, corpus_label
+from lm.storage.run_dir import (RUNS_ROOT, check_new_run_dir, check_run_files,
+                                corpus_label, prepare_run_dir)
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_classifier
 from lm.training.optim import Adam
@@ -115,6 +116,7 @@ def _resumed_config(cfg, given):
     if not run_dir or find_checkpoint(run_dir, "last") is None:
         raise FileNotFoundError(f"--resume: {run_dir or '(no --out_dir)'} holds no last "
                                 f"checkpoint to resume from (pass --out_dir RUN_DIR)")
+    check_run_files(run_dir)
     label = os.path.join(run_dir, "config.json")
     meta = validate_config(read_json(label), label)
     if meta["kind"] != "sentiment" or not isinstance(meta.get("train"), dict):
@@ -191,8 +193,7 @@ def setup(cfg, given=frozenset(), log=print):
         notes.append(batcher.note)
     task = ClassifierTask(cfg, run_dir, splits, classes, vocab, model, optimizer, batcher, rng,
                           frozen, notes)
-    os.makedirs(run_dir, exist_ok=True)
-    clean_stale_tmp(run_dir)
+    prepare_run_dir(run_dir, new=not cfg.resume)
     sizes = {name: len(s) for name, s in splits.items()}
     paths = {n: os.path.abspath(getattr(cfg, n)) if getattr(cfg, n) else ""
              for n in ("data", "neg", "test")}

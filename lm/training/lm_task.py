@@ -9,9 +9,10 @@ import numpy as np
 from lm.config.training import TrainConfig, init_from_config, resume_config, train_config_from_json
 from lm.data.batchers import make_batcher, split_corpus
 from lm.models.language_model import LanguageModelRNN
-from lm.storage.checkpoint import (clean_stale_tmp, copy_into_params, find_checkpoint,
+from lm.storage.checkpoint import (copy_into_params, find_checkpoint,
                                    load_arrays, read_json, validate_config, write_json)
-from lm.storage.run_dir import check_new_run_dir, check_run_dir, default_run_dir
+from lm.storage.run_dir import (check_new_run_dir, check_run_dir, check_run_files,
+                                default_run_dir, prepare_run_dir)
 from lm.text.corpora import corpus_info, resolve_corpus
 from lm.text.stream import load_corpus
 from lm.text.vocab import Vocab
@@ -127,6 +128,7 @@ def _run_dir_for(cfg, given):
         if find_checkpoint(run_dir, "last") is None:
             raise FileNotFoundError(f"--resume: {run_dir} holds no last checkpoint to resume from"
                                     + ("" if cfg.out_dir else " (pass --out_dir RUN_DIR)"))
+        check_run_files(run_dir)
         label = os.path.join(run_dir, "config.json")
         meta = validate_config(read_json(label), label)
         saved = train_config_from_json(meta, label)
@@ -183,8 +185,7 @@ def setup(cfg, given=frozenset()):
         best = find_checkpoint(source, "best") or find_checkpoint(source, "last")
         copy_into_params(model.params, load_arrays(best), label=best)
         s.notes.append(f"weights and vocabulary from {source}")
-    os.makedirs(run_dir, exist_ok=True)
-    clean_stale_tmp(run_dir)
+    prepare_run_dir(run_dir, new=not cfg.resume)
     write_json(os.path.join(run_dir, "vocab.json"), vocab.to_json())
     write_json(os.path.join(run_dir, "config.json"), {
         "kind": "language_model", "model": model.config(), "train": cfg.to_dict(),
