@@ -15,6 +15,7 @@ from lm.models.language_model import LanguageModelRNN
 from lm.storage.checkpoint import (CheckpointError, copy_into_params, find_checkpoint,
                                    load_checkpoint, load_model, read_json)
 from lm.storage.run_dir import check_run_dir
+from lm.text.labeled import MAX_LABEL_CHARS
 from lm.text.vocab import Vocab
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -43,6 +44,12 @@ def load_classifier(run_dir, which="best"):
     if not isinstance(classes, list) or len(classes) != model.num_classes:
         raise CheckpointError(os.path.join(run_dir, "config.json"),
                               f"data.classes must list the {model.num_classes} class names")
+    if len(set(map(str, classes))) != len(classes) or not all(
+            isinstance(c, str) and c.strip() == c and 0 < len(c) <= MAX_LABEL_CHARS
+            and c.isprintable() for c in classes):
+        raise CheckpointError(os.path.join(run_dir, "config.json"),
+                              f"data.classes must be distinct names of 1 to {MAX_LABEL_CHARS} "
+                              "printable characters")
     model.eval()
     return model, vocab, config
 
