@@ -5,6 +5,7 @@ calls library functions, prints and returns None; `run_cli(main)` runs it with f
 turns the expected failures into one line on stderr:
 
     ValueError, CheckpointError, FileNotFoundError, OSError -> `error: ...`, exit 2
+    MemoryError (a last resort: sizes are estimated first)  -> `error: out of memory ...`, exit 2
     CliError(message, code)                               -> `error: ...`, exit `code`
     KeyboardInterrupt                                     -> `interrupted`, exit 130
     BrokenPipeError (stdout closed by `| head`)           -> silent, exit 141
@@ -70,6 +71,11 @@ def run_cli(fn, argv=None, command=None):
         sys.exit(exc.code)
     except (ValueError, OSError) as exc:  # CheckpointError is a ValueError
         print(f"error: {error_message(exc)}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except MemoryError as exc:  # the last resort: sizes are estimated before allocating
+        what = error_message(exc) if str(exc) else "an allocation failed"
+        print(f"error: out of memory ({what}); try smaller sizes (--hidden_size, "
+              f"--batch_size, ...) or a machine with more memory", file=sys.stderr)
         sys.exit(EXIT_USAGE)
 
 

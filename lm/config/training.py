@@ -50,7 +50,7 @@ class TrainConfig:
     time_budget: float = 0.0       # stop after this many seconds of training (0 = no limit)
     eval_every: int = 200          # evaluate, log, save and sample every this many steps
     log_every: int = 10            # log the training loss to metrics.jsonl every this many steps (0 = off)
-    eval_tokens: int = 0           # validation tokens per evaluation (0 = all of them)
+    eval_tokens: int = 1_000_000   # validation tokens per evaluation, the first ones (0 = all)
     sample_length: int = 200       # tokens (lines in line mode: up to 5) of the sample after eval
     seed: int = 0                  # seeds initialisation, dropout and line shuffling
     # --- run directory ---

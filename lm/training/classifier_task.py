@@ -18,6 +18,7 @@ from lm.config.training import resume_config
 from lm.data.labeled import (TextBatcher, build_vocab, class_index, read_examples, split_indices,
                              subset, unk_rate)
 from lm.models.classifier import SentimentClassifier
+from lm.models.memory import check_memory, count_params, estimate_memory
 from lm.models.load import copy_encoder_weights, load_lm_encoder
 from lm.storage.checkpoint import (find_checkpoint, read_json,
                                    validate_config, write_run_metadata)
@@ -132,6 +133,21 @@ def _resumed_config(cfg, given):
     return resume_config(saved, cfg, given, fixed=FIXED_ON_RESUME)
 
 
+def check_classifier_memory(cfg, vocab_size, num_classes, texts):
+    """Refuse (NotEnoughMemory) a classifier whose training step on a batch of the longest
+    training text would not fit in the memory available (characters bound its tokens)."""
+    model = {"vocab_size": vocab_size, "embed_size": cfg.embed_size,
+             "hidden_size": cfg.hidden_size, "cell": cfg.cell, "num_layers": cfg.num_layers,
+             "bidirectional": cfg.bidirectional, "num_classes": num_classes}
+    longest = max((len(t) for t in texts), default=1)
+    est = estimate_memory(model, cfg.dtype, min(cfg.batch_size, len(texts) or 1), longest,
+                          training=True)
+    check_memory(est, f"training a {cfg.cell} classifier of {cfg.hidden_size:,} units "
+                 f"({count_params(model)[0]:,} parameters, {vocab_size:,} tokens, "
+                 f"texts of up to {longest:,} characters)",
+                 "choose a smaller --hidden_size, --num_layers, --embed_size or --batch_size")
+
+
 def setup(cfg, given=frozenset(), log=print):
     """Build the ClassifierTask for `cfg` (validated here): data, splits, vocabulary, model.
 
@@ -167,6 +183,7 @@ def setup(cfg, given=frozenset(), log=print):
         drop_spaces = cfg.level == "word"
         vocab = build_vocab([data.texts[i] for i in tr], cfg.level, cfg.lowercase,
                             cfg.min_count, drop_spaces)
+    check_classifier_memory(cfg, len(vocab), len(classes), [data.texts[i] for i in tr])
     model = SentimentClassifier.build(
         len(vocab), cfg.embed_size, cfg.hidden_size, cell=cfg.cell, num_layers=cfg.num_layers,
         bidirectional=cfg.bidirectional, pool=cfg.pool, dropout=cfg.dropout,

@@ -9,6 +9,7 @@ import numpy as np
 from lm.config.training import TrainConfig, init_from_config, resume_config, train_config_from_json
 from lm.data.batchers import make_batcher, split_corpus
 from lm.models.language_model import LanguageModelRNN
+from lm.models.memory import check_memory, count_params, estimate_memory
 from lm.storage.checkpoint import (copy_into_params, find_checkpoint,
                                    load_arrays, read_json, validate_config, write_json)
 from lm.storage.run_dir import (check_new_run_dir, check_run_dir, check_run_files,
@@ -16,7 +17,7 @@ from lm.storage.run_dir import (check_new_run_dir, check_run_dir, check_run_file
 from lm.text.corpora import corpus_info, resolve_corpus
 from lm.text.stream import load_corpus
 from lm.text.vocab import Vocab
-from lm.training.evaluation import evaluate_loss
+from lm.training.evaluation import evaluate_loss, evaluated_tokens
 from lm.training.metrics import bits_per_token, format_eval_line, perplexity
 from lm.training.optim import SGD, Adam
 from lm.training.trainer import train_task
@@ -89,6 +90,11 @@ class LanguageModelTask:
                         f"per step ({len(b):,} steps per epoch)")
         lines.append(f"batch   {per_step}; {cfg.optimizer} lr {s.optimizer.lr:.2e}, "
                      f"grad_clip {cfg.grad_clip:g}")
+        n_eval = evaluated_tokens(s.val_data, cfg.batch_size, cfg.seq_length, cfg.eval_tokens)
+        n_all = evaluated_tokens(s.val_data, cfg.batch_size, cfg.seq_length, 0)
+        lines.append(f"eval    {n_eval:,} of {n_all:,} validation tokens every "
+                     f"{cfg.eval_every:,} steps" + ("" if n_eval >= n_all else
+                                                     " (the first ones: --eval_tokens, 0 = all)"))
         lines.append(f"seed    {cfg.seed}; run directory {s.run_dir}"
                      + (f" (resumed at step {resumed_at:,})" if resumed_at is not None else ""))
         return lines + [f"note    {n}" for n in s.notes]
@@ -105,6 +111,27 @@ def sample_text(task, step, length, temperature=0.8):
     prompt = np.asarray(task.val_data[:1], dtype=np.int64)
     ids = model.sample(prompt, length, temperature, rng=rng)
     return v.decode_text(np.concatenate([prompt, np.asarray(ids, dtype=np.int64)]))
+
+
+MEMORY_HINT = ("choose a smaller --hidden_size, --num_layers, --embed_size, --batch_size or "
+               "--seq_length (or --max_vocab)")
+
+
+def check_model_memory(cfg, vocab_size, steps=None):
+    """Refuse (NotEnoughMemory) a model and batch whose training step would not fit in the
+    memory available, estimated from the sizes before anything is allocated (vocab_size
+    None: not known yet, the smallest is assumed)."""
+    known = vocab_size is not None
+    vocab_size = vocab_size if known else 2
+    model = {"vocab_size": vocab_size, "embed_size": cfg.embed_size,
+             "hidden_size": cfg.hidden_size, "cell": cfg.cell, "num_layers": cfg.num_layers,
+             "tie_weights": cfg.tie_weights}
+    est = estimate_memory(model, cfg.dtype, cfg.batch_size, steps or cfg.seq_length,
+                          training=True, optimizer=cfg.optimizer)
+    check_memory(est, f"training a {cfg.num_layers}-layer {cfg.cell} of {cfg.hidden_size:,} "
+                 f"units ({count_params(model)[0]:,} parameters"
+                 + (f", {vocab_size:,} tokens)" if known else ")"),
+                 MEMORY_HINT)
 
 
 def build_model(cfg, vocab_size, rng):
@@ -166,6 +193,7 @@ def setup(cfg, given=frozenset()):
         notes.append(f"{cfg.corpus} is a one-sample-per-line corpus: using --line_mode "
                      f"(--noline_mode to turn it off)")
     cfg, run_dir, source, vocab = _run_dir_for(cfg, set(given))
+    check_model_memory(cfg, len(vocab) if vocab is not None else None)  # before the corpus
     path, _ = resolve_corpus(cfg.corpus)
     corpus = load_corpus(path, cfg.level, cfg.lowercase, cfg.min_count,
                          cfg.max_vocab or None, cfg.line_mode, cfg.encoding,
@@ -173,6 +201,8 @@ def setup(cfg, given=frozenset()):
     vocab = corpus.vocab
     train_data, val_data = split_corpus(corpus, cfg.val_frac,
                                         cfg.seed if cfg.shuffle_lines else None)
+    check_model_memory(cfg, len(vocab), steps=int(train_data.lengths.max()) + 1
+                       if cfg.line_mode and len(train_data) else None)
     rng = np.random.default_rng(cfg.seed)
     model = build_model(cfg, len(vocab), rng)
     batcher = make_batcher(train_data, vocab, cfg.batch_size, cfg.seq_length, rng=rng)
