@@ -20,8 +20,8 @@ from lm.data.labeled import (TextBatcher, build_vocab, class_index, read_example
 from lm.models.classifier import SentimentClassifier
 from lm.models.memory import check_memory, count_params, estimate_memory
 from lm.models.load import copy_encoder_weights, load_lm_encoder
-from lm.storage.checkpoint import (find_checkpoint, read_json,
-                                   validate_config, write_run_metadata)
+from lm.storage.checkpoint import (check_fits_checkpoint, find_checkpoint, read_json,
+                                   read_vocab, validate_config, write_run_metadata)
 from lm.storage.run_dir import (RUNS_ROOT, check_new_run_dir, check_run_files,
                                 corpus_label, prepare_run_dir)
 from lm.text.vocab import Vocab
@@ -170,8 +170,11 @@ def setup(cfg, given=frozenset(), log=print):
     rng = np.random.default_rng(cfg.seed)
     notes = []
     if cfg.resume:  # the run's own vocabulary (its --init_from model may be gone)
-        vocab = Vocab.from_json(read_json(os.path.join(run_dir, "vocab.json")))
-        drop_spaces = bool(read_json(os.path.join(run_dir, "config.json"))["data"]["drop_spaces"])
+        label = os.path.join(run_dir, "config.json")
+        meta = validate_config(read_json(label), label)
+        check_fits_checkpoint(meta, find_checkpoint(run_dir, "last"), label)
+        vocab = Vocab.from_json(read_vocab(run_dir, meta["model"]))
+        drop_spaces = bool(meta["data"]["drop_spaces"])
     elif cfg.init_from:
         lm_model, vocab, enc_arrays = load_lm_encoder(cfg.init_from)
         cfg = dataclasses.replace(  # config.json records what the language model fixed

@@ -10,8 +10,9 @@ from lm.config.training import TrainConfig, init_from_config, resume_config, tra
 from lm.data.batchers import make_batcher, split_corpus
 from lm.models.language_model import LanguageModelRNN
 from lm.models.memory import check_memory, count_params, estimate_memory
-from lm.storage.checkpoint import (copy_into_params, find_checkpoint,
-                                   load_arrays, read_json, validate_config, write_json)
+from lm.storage.checkpoint import (check_fits_checkpoint, copy_into_params, find_checkpoint,
+                                   load_arrays, read_json, read_vocab, validate_config,
+                                   write_json)
 from lm.storage.run_dir import (check_new_run_dir, check_run_dir, check_run_files,
                                 default_run_dir, prepare_run_dir)
 from lm.text.corpora import corpus_info, resolve_corpus
@@ -163,13 +164,18 @@ def _run_dir_for(cfg, given):
         saved_path = meta.get("data", {}).get("path")
         if isinstance(saved_path, str) and os.path.isfile(saved_path):
             cfg.corpus = saved_path  # the same file, whatever the current directory
-        vocab = Vocab.from_json(read_json(os.path.join(run_dir, "vocab.json")))
+        check_fits_checkpoint(meta, find_checkpoint(run_dir, "last"), label)
+        vocab = Vocab.from_json(read_vocab(run_dir, meta["model"]))
     else:
         if cfg.init_from:
             source = check_run_dir(cfg.init_from, "init_from")
-            src_cfg = train_config_from_json(read_json(os.path.join(source, "config.json")))
+            label = os.path.join(source, "config.json")
+            meta = validate_config(read_json(label), label)
+            src_cfg = train_config_from_json(meta, label)
             cfg = init_from_config(src_cfg, cfg, given)
-            vocab = Vocab.from_json(read_json(os.path.join(source, "vocab.json")))
+            check_fits_checkpoint(meta, find_checkpoint(source, "best") or
+                                  find_checkpoint(source, "last"), label)
+            vocab = Vocab.from_json(read_vocab(source, meta["model"]))
             if cfg.line_mode and vocab.bos_id is None:
                 raise ValueError(f"--init_from {source} was trained without --line_mode; "
                                  f"its vocabulary has no <bos>/<eos>")
