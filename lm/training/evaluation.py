@@ -41,9 +41,10 @@ def evaluated_tokens(data, batch_size, seq_length, max_tokens):
         sub = first_lines(data, max_tokens)
         return int(sub.lengths.sum()) + len(sub)
     batcher = BPTTBatcher(data, batch_size, seq_length)
-    per_window = batcher.batch_size * batcher.seq_length
-    total = len(batcher) * per_window
-    return min(total, -(-max_tokens // per_window) * per_window) if max_tokens else total
+    N, T, windows = batcher.batch_size, batcher.seq_length, len(batcher)
+    if max_tokens:  # as evaluate_loss: whole windows, enough for max_tokens
+        windows = min(windows, max(1, -(-max_tokens // (N * T))))
+    return N * min(windows * T, batcher.data.shape[1] - 1)
 
 
 def evaluate_loss(model, data, vocab, batch_size=64, seq_length=64, max_tokens=0,
