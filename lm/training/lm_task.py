@@ -160,9 +160,12 @@ def _run_dir_for(cfg, given):
         label = os.path.join(run_dir, "config.json")
         meta = validate_config(read_json(label), label)
         saved = train_config_from_json(meta, label)
+        corpus = cfg.corpus
         cfg = resume_config(saved, cfg, given)
         saved_path = meta.get("data", {}).get("path")
-        if isinstance(saved_path, str) and os.path.isfile(saved_path):
+        if "corpus" in given:
+            cfg.corpus = corpus  # the corpus named now (the saved path may have moved)
+        elif isinstance(saved_path, str) and os.path.isfile(saved_path):
             cfg.corpus = saved_path  # the same file, whatever the current directory
         check_fits_checkpoint(meta, find_checkpoint(run_dir, "last"), label)
         vocab = Vocab.from_json(read_vocab(run_dir, meta["model"]))
