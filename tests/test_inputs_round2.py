@@ -207,6 +207,10 @@ def test_rows_with_wrong_types_are_skipped_and_the_plot_is_drawn(tmp_path):
     assert [r["step"] for r in read_metrics(str(tmp_path))] == [10, 20]
     plot_runs([str(tmp_path)], str(tmp_path / "c.png"))  # what lm.plot calls
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    os.unlink(tmp_path / "metrics.jsonl")
+    os.mkfifo(tmp_path / "metrics.jsonl")  # a FIFO is refused, never waited on
+    with pytest.raises(ValueError, match="not a regular file"):
+        read_metrics(str(tmp_path))
 
 
 # ---- array is too big: the file is named ---------------------------------------------

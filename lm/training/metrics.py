@@ -1,4 +1,5 @@
 """Loss units (nats, bits per token, perplexity) and reading a run's metrics.jsonl."""
+import io
 import json
 import math
 import os
@@ -45,8 +46,11 @@ def read_metrics(run_dir):
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{run_dir} has no metrics.jsonl (no evaluation logged yet)")
+    from lm.storage.safe_zip import open_regular_file  # a FIFO must not block the reader
+
     rows = []
-    with open(path, encoding="utf-8") as f:
+    raw, _ = open_regular_file(path, "metrics file")
+    with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if not line:
