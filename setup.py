@@ -7,6 +7,6 @@ setup(
     "with every forward and backward pass written out by hand.",
     packages=find_packages(include=["lm", "lm.*"]),
     python_requires=">=3.9",
-    install_requires=["numpy>=1.22", "regex", "tqdm", "matplotlib", "fire"],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    install_requires=["numpy>=1.22", "regex", "tqdm", "matplotlib", "fire", "safetensors"],
+    extras_require={"test": ["pytest", "hypothesis"], "torch": ["torch==2.13.0"]},
 )

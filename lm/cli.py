@@ -5,6 +5,7 @@ calls library functions, prints and returns None; `run_cli(main)` runs it with f
 turns the expected failures into one line on stderr:
 
     ValueError, CheckpointError, FileNotFoundError, OSError -> `error: ...`, exit 2
+    MemoryError (a last resort: sizes are estimated first)  -> `error: out of memory ...`, exit 2
     CliError(message, code)                               -> `error: ...`, exit `code`
     KeyboardInterrupt                                     -> `interrupted`, exit 130
     BrokenPipeError (stdout closed by `| head`)           -> silent, exit 141
@@ -70,6 +71,11 @@ def run_cli(fn, argv=None, command=None):
         sys.exit(exc.code)
     except (ValueError, OSError) as exc:  # CheckpointError is a ValueError
         print(f"error: {error_message(exc)}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except MemoryError as exc:  # the last resort: sizes are estimated before allocating
+        what = error_message(exc) if str(exc) else "an allocation failed"
+        print(f"error: out of memory ({what}); try smaller sizes (--hidden_size, "
+              f"--batch_size, ...) or a machine with more memory", file=sys.stderr)
         sys.exit(EXIT_USAGE)
 
 
@@ -144,13 +150,16 @@ FIRE_FLAGS = {"help", "helpfull", "trace", "verbose", "interactive", "completion
 
 
 def check_known_flags(fn, argv):
-    """Refuse a misspelt flag before anything runs (fire would run first, complain after)."""
+    """Refuse a misspelt flag, and more positional arguments than `fn` takes, before
+    anything runs (fire would run first and complain after, or silently give an extra
+    word to the next parameter: `lm.sample RUN dog` must not mean `--start dog`)."""
     import difflib
     import inspect
 
     sig = inspect.signature(fn)
     if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
         return
+    _check_positionals(sig, argv)
     names = [n for n, p in sig.parameters.items() if p.kind is not p.VAR_POSITIONAL]
     for arg in argv:
         if arg == "--":
@@ -168,6 +177,39 @@ def check_known_flags(fn, argv):
                                  sum(n.startswith(letter) for n in names) == 1):
                 continue
             raise ValueError(f"unknown flag {arg}; write flags out in full, like --{names[0]}")
+
+
+def _check_positionals(sig, argv):
+    """ValueError for a positional argument beyond those `sig` takes (parameters before
+    its keyword-only ones; *args takes any number). `--name VALUE` consumes VALUE unless
+    the parameter is a switch (a bool default) or VALUE is itself a flag."""
+    params = sig.parameters.values()
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return
+    takes = [n for n, p in sig.parameters.items()
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    switches = {n for n, p in sig.parameters.items() if isinstance(p.default, bool)}
+    found, i = [], 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            break
+        if arg.startswith("-") and len(arg) > 1 and not _is_number(arg):
+            name = arg.lstrip("-").partition("=")[0].replace("-", "_")
+            plain = name[2:] if name[:2] == "no" and name[2:] in switches else name
+            if "=" not in arg and plain not in switches and plain not in FIRE_FLAGS \
+                    and i < len(argv) and not (argv[i].startswith("--") and len(argv[i]) > 2):
+                i += 1  # the flag's value
+            continue
+        found.append(arg)
+    if len(found) > len(takes):
+        extra = found[len(takes)]
+        what = (f"takes {len(takes)} positional argument{'s' if len(takes) != 1 else ''} "
+                f"({', '.join(n.upper() for n in takes)})" if takes
+                else "takes no positional arguments")
+        raise ValueError(f"unexpected argument {extra!r}: this command {what}; "
+                         f"give options as --name VALUE")
 
 
 def _is_number(text):

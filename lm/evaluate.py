@@ -11,7 +11,7 @@ if __name__ == "__main__":  # BLAS threads must be chosen before numpy loads
 import numpy as np  # noqa: E402
 
 
-def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128,
+def main(file=None, *, checkpoint=None, which="best", batch_size=32, seq_length=128,
          encoding="utf-8", encoding_errors="strict", threads="auto"):
     """Loss, perplexity and bits per character of a trained model on a text file.
 
@@ -48,7 +48,7 @@ def main(file=None, checkpoint=None, which="best", batch_size=32, seq_length=128
     seq_length = check_int("seq_length", seq_length, 1, 100000)
     run_dir = check_run_dir(check_str("checkpoint", checkpoint)) if checkpoint is not None \
         else find_latest_run()
-    model, vocab, cfg = load_run(run_dir, which)
+    model, vocab, cfg = load_run(run_dir, which, batch=batch_size, steps=seq_length)
     corpus = load_corpus(file, vocab=vocab, line_mode=cfg.line_mode,
                          encoding=str(encoding), errors=str(encoding_errors))
     data = Lines(corpus.ids, corpus.offsets) if cfg.line_mode else corpus.ids

@@ -101,7 +101,7 @@ def generate_one(model, vocab, ids, length, temperature, top_k, top_p, rng, writ
     return n
 
 
-def main(checkpoint=None, start=None, length=500, temperature=1.0, top_k=0, top_p=1.0,
+def main(*, checkpoint=None, start=None, length=500, temperature=1.0, top_k=0, top_p=1.0,
          num_samples=1, seed=None, stop=None, which="best", threads=1):
     """Generate text from a trained language model.
 

@@ -116,6 +116,28 @@ def _is_switch(arg):
     return arg[2:].replace("-", "_") in _SWITCHES
 
 
+# predict's bound on one text: its first MAX_TEXT_CHARS characters are read (the rest of
+# a longer stdin line is skipped unread into memory), its first MAX_TEXT_TOKENS tokens used
+MAX_TEXT_CHARS = 100_000
+MAX_TEXT_TOKENS = 10_000
+
+
+def stdin_lines(stream, limit):
+    """The lines of `stream` without their newline, each cut to `limit` characters; the
+    rest of a longer line is read in chunks and dropped, so memory stays bounded."""
+    out = []
+    while True:
+        line = stream.readline(limit + 1)
+        if not line:
+            return out
+        if len(line) > limit and not line.endswith("\n"):
+            while True:  # skip the rest of this line
+                more = stream.readline(1 << 16)
+                if not more or more.endswith("\n"):
+                    break
+        out.append(line.rstrip("\n")[:limit])
+
+
 def predict(*texts, checkpoint=None, batch_size=64):
     """Print the predicted label and its probability for each text (or each stdin line).
 
@@ -125,20 +147,27 @@ def predict(*texts, checkpoint=None, batch_size=64):
       batch_size: texts per forward pass
     """
     from lm.data.labeled import LabeledIds, encode_texts
-    from lm.models.load import load_classifier
+    from lm.models.load import check_run_memory, load_classifier
     from lm.training.evaluation import evaluate_classifier as evaluate
 
-    model, vocab, config = load_classifier(_checkpoint(checkpoint))
+    run = _checkpoint(checkpoint)
     batch_size = check_int("batch_size", batch_size, 1, 100000)
+    model, vocab, config = load_classifier(run)
     if texts:
-        texts = _raw_positionals(0) or [str(t) for t in texts]
+        texts = [t[:MAX_TEXT_CHARS] for t in (_raw_positionals(0) or [str(t) for t in texts])]
     else:
-        texts = [line.rstrip("\n") for line in sys.stdin]
+        texts = stdin_lines(sys.stdin, MAX_TEXT_CHARS)
     texts = [t for t in texts if t.strip()]
     if not texts:
         raise ValueError("no text to classify: give texts as arguments or lines on stdin")
-    data = LabeledIds(texts, encode_texts(texts, vocab, config["data"]["drop_spaces"]),
-                      np.zeros(len(texts), dtype=np.int64))
+    ids = encode_texts(texts, vocab, config["data"]["drop_spaces"])
+    for k, x in enumerate(ids):
+        if len(x) > MAX_TEXT_TOKENS or len(texts[k]) >= MAX_TEXT_CHARS:
+            print(f"warning: text {k + 1} is long: classified on its first "
+                  f"{min(len(x), MAX_TEXT_TOKENS):,} tokens", file=sys.stderr)
+            ids[k] = x[:MAX_TEXT_TOKENS]
+    check_run_memory(run, min(batch_size, len(ids)), max(len(x) for x in ids))
+    data = LabeledIds(texts, ids, np.zeros(len(texts), dtype=np.int64))
     probs = evaluate(model, data, batch_size)["probs"]
     classes = config["data"]["classes"]
     for text, p in zip(texts, probs):
@@ -146,7 +175,7 @@ def predict(*texts, checkpoint=None, batch_size=64):
         print(f"{classes[k]}\t{p[k]:.3f}\t{text}")
 
 
-def evaluate(file=None, checkpoint=None, batch_size=64, max_errors=20):
+def evaluate(file=None, *, checkpoint=None, batch_size=64, max_errors=20):
     """Accuracy, confusion matrix and misclassified examples of a labelled file.
 
     Args:
@@ -156,7 +185,7 @@ def evaluate(file=None, checkpoint=None, batch_size=64, max_errors=20):
       max_errors: misclassified examples to print (0 = all)
     """
     from lm.data.labeled import class_index, read_examples, subset
-    from lm.models.load import load_classifier
+    from lm.models.load import check_run_memory, load_classifier
     from lm.training.evaluation import evaluate_classifier as run_eval
 
     if file is None:
@@ -172,6 +201,8 @@ def evaluate(file=None, checkpoint=None, batch_size=64, max_errors=20):
     classes = config["data"]["classes"]
     data = subset(raw.texts, class_index(raw, classes, file), np.arange(len(raw)), vocab,
                   config["data"]["drop_spaces"])
+    check_run_memory(_checkpoint(checkpoint), min(batch_size, len(data)),
+                     int(data.lengths.max()))
     ev = run_eval(model, data, batch_size)
     print(f"{file}: {len(data)} examples, accuracy {100 * ev['acc']:.2f}% "
           f"({int((ev['pred'] == data.labels).sum())}/{len(data)}), loss {ev['loss']:.4f}")

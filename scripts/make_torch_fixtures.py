@@ -1,6 +1,6 @@
 """Write PyTorch reference outputs and gradients for our layers to tests/fixtures/.
 
-Usage: python scripts/make_torch_fixtures.py [--out tests/fixtures] [--only rnn|adaptive|conv]
+Usage: python scripts/make_torch_fixtures.py [--out tests/fixtures] [--only rnn|adaptive|conv|interop]
 
 For nn.RNN (tanh), nn.LSTM and nn.GRU (batch_first, one layer, float64), unidirectional
 and bidirectional, it runs forward with fixed weights, inputs and initial states, with
@@ -38,9 +38,20 @@ cutoffs [4, 9], H=8, div_value 2; tests/test_adaptive_softmax.py): keys
     tail.{i}.0.weight.T, out{i} = tail.{i}.1.weight.T;
   loss (mean over the M rows), output (M,) log p(y | x), log_prob (M, V);
   dx and grad.<name>: gradients of loss.
+
+PyTorch-layout models (interop/<name>.safetensors + interop/<name>.npz, float32;
+tests/test_interop.py): lm.interop.torch_model modules (nn.Embedding, nn.RNN/GRU/LSTM,
+nn.Linear, nn.AdaptiveLogSoftmaxWithLoss) with seeded weights, both biases random, saved
+as PyTorch saves them (safetensors.torch, no lm checksum) with lm's metadata, so the file
+is also what `python -m lm.import_torch` reads. The .npz holds ids (N, T), lengths (N,)
+(classifiers), and the module's eval-mode output: logits (N, T, V), scores (N, C), or
+for the bare adaptive layer x (M, H) and log_prob (M, V). (The safetensors package writes
+the metadata in a hash order that changes from run to run: regenerated files hold the
+same tensors and metadata, not the same bytes.)
 """
 import argparse
 import os
+import sys
 
 import numpy as np
 import torch
@@ -248,8 +259,94 @@ def run_adaptive(head_bias, seed):
     return res
 
 
+INTEROP_LM = {f"lm_{cell}_l{L}": dict(cell=cell, num_layers=L) for cell in GATES for L in (1, 2)}
+INTEROP_LM["lm_gru_l1_tied"] = dict(cell="gru", num_layers=1, tie_weights=True)
+INTEROP_CLF = {"clf_lstm_bi_last": dict(cell="lstm", bidirectional=True, pool="last"),
+               "clf_gru_bi_l2_mean": dict(cell="gru", bidirectional=True, num_layers=2,
+                                          pool="mean"),
+               "clf_rnn_max": dict(cell="rnn", pool="max"),
+               "clf_bag_mean": dict(cell="bag", pool="mean")}
+INTEROP_V, INTEROP_E, INTEROP_H = 11, 6, 5
+
+
+def _interop_meta(kind, model_cfg):
+    """config.json and vocab.json dicts that lm accepts for a fixture model."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from lm.config.sentiment import SentimentConfig
+    from lm.config.training import TrainConfig
+
+    itos = ["<unk>"] + [chr(ord("a") + i) for i in range(INTEROP_V - 1)]
+    vocab = {"format": "lm.vocab", "version": 1, "level": "char", "lowercase": False,
+             "specials": ["<unk>"], "itos": itos}
+    keys = ("cell", "embed_size", "hidden_size", "num_layers", "dropout")
+    if kind == "language_model":
+        train = TrainConfig(**{k: model_cfg[k] for k in keys},
+                            tie_weights=model_cfg["tie_weights"]).to_dict()
+        data = {}
+    else:
+        train = SentimentConfig(**{k: model_cfg[k] for k in keys}, level="char",
+                                bidirectional=model_cfg["bidirectional"],
+                                pool=model_cfg["pool"]).to_dict()
+        data = {"classes": ["neg", "pos", "neutral"], "drop_spaces": False}
+    return {"kind": kind, "model": model_cfg, "train": train, "data": data}, vocab
+
+
+def run_interop(out_dir):
+    """PyTorch-made state dicts of lm's models and their outputs (see the docstring)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from lm.interop import torch_model
+
+    d = os.path.join(out_dir, "interop")
+    os.makedirs(d, exist_ok=True)
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(2024)
+    ids = torch.randint(0, INTEROP_V, (3, 7), generator=g)
+    lengths = torch.tensor([7, 4, 1])
+    cases = [("language_model", n, {"vocab_size": INTEROP_V, "embed_size": INTEROP_E,
+                                    "hidden_size": INTEROP_E if c.get("tie_weights") else INTEROP_H,
+                                    "dropout": 0.0, "tie_weights": False, **c})
+             for n, c in INTEROP_LM.items()]
+    cases += [("sentiment", n, {"vocab_size": INTEROP_V, "embed_size": INTEROP_E,
+                                "hidden_size": INTEROP_H, "num_layers": 1,
+                                "bidirectional": False, "dropout": 0.0, "num_classes": 3, **c})
+              for n, c in INTEROP_CLF.items()]
+    for kind, name, cfg in cases:
+        mod = torch_model.module_class(kind)(**cfg).eval()
+        with torch.no_grad():                    # wider than the default init
+            for p in mod.parameters():
+                p.uniform_(-0.6, 0.6, generator=g)
+        with torch.no_grad():
+            res = {"ids": ids.numpy()}
+            if kind == "language_model":
+                res["logits"] = mod(ids)[0].numpy()
+            else:
+                res["lengths"], res["scores"] = lengths.numpy(), mod(ids, lengths).numpy()
+        config, vocab = _interop_meta(kind, cfg)
+        path = os.path.join(d, name + ".safetensors")
+        if os.path.exists(path):
+            os.remove(path)
+        torch_model.save_file(mod, path, config, vocab)
+        np.savez(os.path.join(d, name + ".npz"), **res)
+        print(f"wrote {path} and {name}.npz")
+    # the adaptive softmax alone, as the state dict of the layer under decoder.
+    from safetensors.torch import save_file
+
+    for name, bias in (("adaptive", False), ("adaptive_bias", True)):
+        mod = torch.nn.AdaptiveLogSoftmaxWithLoss(INTEROP_H, 13, [4, 9], div_value=2.0,
+                                                  head_bias=bias)
+        with torch.no_grad():
+            for p in mod.parameters():
+                p.uniform_(-0.8, 0.8, generator=g)
+            x = torch.randn(6, INTEROP_H, generator=g)
+            res = {"x": x.numpy(), "log_prob": mod.log_prob(x).numpy()}
+        save_file({"decoder." + k: v.contiguous() for k, v in mod.state_dict().items()},
+                  os.path.join(d, name + ".safetensors"))
+        np.savez(os.path.join(d, name + ".npz"), **res)
+        print(f"wrote {os.path.join(d, name)}.safetensors and .npz")
+
+
 def main(out_dir, only=None):
-    """Write every fixture, or only one family (rnn, conv or adaptive)."""
+    """Write every fixture, or only one family (rnn, conv, adaptive or interop)."""
     os.makedirs(out_dir, exist_ok=True)
     if only in (None, "rnn"):
         for ci, cell in enumerate(GATES):
@@ -264,12 +361,14 @@ def main(out_dir, only=None):
     if only in (None, "adaptive"):
         for k, (name, bias) in enumerate([("", False), ("_bias", True)]):
             save(out_dir, f"adaptive_softmax{name}", run_adaptive(bias, seed=1000 + k))
+    if only in (None, "interop"):
+        run_interop(out_dir)
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures"))
-    ap.add_argument("--only", choices=["rnn", "adaptive", "conv"], default=None,
+    ap.add_argument("--only", choices=["rnn", "adaptive", "conv", "interop"], default=None,
                     help="write only these fixtures (default: all)")
     args = ap.parse_args()
     main(os.path.normpath(args.out), args.only)

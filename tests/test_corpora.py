@@ -59,6 +59,20 @@ def test_default_corpus_is_pydoc_without_download(env):
     assert len(c.vocab) > 60 and len(c.ids) == len(pydoc_text())
 
 
+def test_a_planted_default_corpus_of_the_same_size_is_replaced(env):
+    path, _ = resolve_corpus()
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:                 # same size, other bytes
+        f.write(b"x" * len(data))
+    assert resolve_corpus() == (path, "pydoc")
+    with open(path, "rb") as f:
+        assert f.read() == data
+    os.unlink(path)
+    os.symlink(os.devnull, path)                # a link is never used as the corpus
+    path2, _ = resolve_corpus()
+    assert path2 == path and not os.path.islink(path)
+
+
 def test_existing_path_wins(env, tmp_path):
     p = tmp_path / "names"  # a file that shadows a registered name
     p.write_text("x y\n")

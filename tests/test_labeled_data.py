@@ -16,9 +16,9 @@ def write(tmp_path, text, name="d.tsv"):
 
 
 def test_plain_tsv_with_crlf_bom_and_blank_lines(tmp_path):
-    p = write(tmp_path, "\ufeff1\tgood movie\r\n0\tnot good\r\n\r\n1\tvery  happy\t!\n")
+    p = write(tmp_path, "\ufeff1\tgood movie\r\n0\tnot good\r\n\r\n1\tvery  happy !\n")
     d = read_labeled(p)
-    assert d.texts == ["good movie", "not good", "very  happy\t!"]
+    assert d.texts == ["good movie", "not good", "very  happy !"]
     assert d.labels.tolist() == [1, 0, 1] and d.labels.dtype == np.int64
     assert d.label_names == ["negative", "positive"] and d.num_classes == 2 and len(d) == 3
 
@@ -49,7 +49,7 @@ def test_csv_quoted_fields(tmp_path):
     ("1\tgood\n\tbad\n", ":2: empty label"),
     ("1\tgood\n1\tfine\n", "every example has the label '1'.*at least two classes"),
     ('1\t"good"\nno label here\n', r":2: no label"),
-    ("1\tok\n-1\tbad\n", "must be >= 0"),
+    ("1\tok\n0\tbad\tworse\n", r":2: 3 TAB-separated fields"),
 ])
 def test_errors_name_the_line(tmp_path, text, msg):
     with pytest.raises(ValueError, match=msg):

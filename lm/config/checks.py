@@ -58,6 +58,29 @@ def check_choice(name, value, choices):
     return s
 
 
+def check_encoding(name, value):
+    """The canonical name of text encoding `value` (a codec that decodes bytes to text:
+    utf-8, latin-1, utf-16, ...); ValueError naming `--name` for an unknown codec or one
+    that is not a text encoding (rot13 turns text into text, base64 or zlib bytes into
+    bytes)."""
+    import codecs
+
+    try:
+        info = codecs.lookup(value)
+    except (LookupError, TypeError):
+        raise ValueError(f"--{name}: unknown text encoding {value!r} "
+                         "(for example utf-8, latin-1, utf-16, cp1252)") from None
+    try:  # `undefined` and the bytes-to-bytes codecs fail here or return bytes
+        ok = getattr(info, "_is_text_encoding", True) and isinstance(
+            codecs.getincrementaldecoder(info.name)("strict").decode(b"", final=True), str)
+    except Exception:  # noqa: BLE001 - any codec failure means "not a text encoding"
+        ok = False
+    if not ok:
+        raise ValueError(f"--{name}: {value!r} is not a text encoding (it does not decode "
+                         "bytes to text); use e.g. utf-8, latin-1, utf-16, cp1252")
+    return info.name
+
+
 def check_bool(name, value):
     """fire gives `--flag` as True; also accept true/false/1/0 written out."""
     if isinstance(value, bool):

@@ -3,8 +3,8 @@ flags and `config.json`'s "train" section."""
 import dataclasses
 from dataclasses import dataclass
 
-from lm.config.checks import (check_bool, check_choice, check_float, check_int, check_size,
-                              fields_from_json)
+from lm.config.checks import (check_bool, check_choice, check_encoding, check_float, check_int,
+                              check_size, fields_from_json)
 from lm.config.choices import DTYPES, ENCODERS, ENCODING_ERRORS, LEVELS, POOLS
 
 
@@ -59,6 +59,7 @@ class SentimentConfig:
         c.pool = check_choice("pool", c.pool, POOLS)
         c.dtype = check_choice("dtype", c.dtype, DTYPES)
         c.encoding_errors = check_choice("encoding_errors", c.encoding_errors, ENCODING_ERRORS)
+        check_encoding("encoding", c.encoding)  # a codec that decodes bytes to text
         for name in ("lowercase", "bidirectional", "freeze_encoder", "resume"):
             setattr(c, name, check_bool(name, getattr(c, name)))
         c.val_frac = check_float("val_frac", c.val_frac, 0, 1, hi_open=True)

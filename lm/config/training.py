@@ -8,8 +8,8 @@ so a run can be resumed, sampled and evaluated with nothing else.
 import dataclasses
 from dataclasses import dataclass
 
-from lm.config.checks import (check_bool, check_choice, check_float, check_int, check_size,
-                              fields_from_json)
+from lm.config.checks import (check_bool, check_choice, check_encoding, check_float, check_int,
+                              check_size, fields_from_json)
 from lm.config.choices import CELLS, DTYPES, ENCODING_ERRORS, LEVELS, OPTIMIZERS
 
 
@@ -50,7 +50,7 @@ class TrainConfig:
     time_budget: float = 0.0       # stop after this many seconds of training (0 = no limit)
     eval_every: int = 200          # evaluate, log, save and sample every this many steps
     log_every: int = 10            # log the training loss to metrics.jsonl every this many steps (0 = off)
-    eval_tokens: int = 0           # validation tokens per evaluation (0 = all of them)
+    eval_tokens: int = 1_000_000   # validation tokens per evaluation, the first ones (0 = all)
     sample_length: int = 200       # tokens (lines in line mode: up to 5) of the sample after eval
     seed: int = 0                  # seeds initialisation, dropout and line shuffling
     # --- run directory ---
@@ -68,6 +68,7 @@ class TrainConfig:
         c.optimizer = check_choice("optimizer", c.optimizer, OPTIMIZERS)
         c.dtype = check_choice("dtype", c.dtype, DTYPES)
         c.encoding_errors = check_choice("encoding_errors", c.encoding_errors, ENCODING_ERRORS)
+        check_encoding("encoding", c.encoding)  # a codec that decodes bytes to text
         for name in ("lowercase", "line_mode", "shuffle_lines", "tie_weights", "resume"):
             setattr(c, name, check_bool(name, getattr(c, name)))
         c.min_count = check_int("min_count", c.min_count, lo=1)

@@ -12,22 +12,41 @@ import numpy as np
 from lm.config.training import train_config_from_json
 from lm.models.classifier import SentimentClassifier
 from lm.models.language_model import LanguageModelRNN
+from lm.models.memory import check_memory, count_params, estimate_memory
 from lm.storage.checkpoint import (CheckpointError, copy_into_params, find_checkpoint,
-                                   load_checkpoint, load_model, read_json)
+                                   load_checkpoint, load_model, read_json, validate_config)
 from lm.storage.run_dir import check_run_dir
+from lm.text.labeled import MAX_LABEL_CHARS
 from lm.text.vocab import Vocab
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-def load_classifier(run_dir, which="best"):
-    """(model in eval mode, vocab, config) of a sentiment run; every file checked.
+def check_run_memory(run_dir, batch=1, steps=1):
+    """Refuse (NotEnoughMemory) a run whose model, run on (batch, steps) inputs, would not
+    fit in the memory available: estimated from its config.json before any weight is read
+    or allocated."""
+    label = os.path.join(run_dir, "config.json")
+    config = validate_config(read_json(label), label)
+    dtype = config.get("train", {}).get("dtype", "float32")
+    est = estimate_memory(config["model"], dtype, batch, steps)
+    check_memory(est, f"the model of {run_dir} ({count_params(config['model'])[0]:,} "
+                 f"parameters) on {batch:,} x {steps:,} tokens",
+                 "the run is too large for this machine" if batch * steps == 1 else
+                 "choose a smaller --batch_size or shorter texts")
+
+
+def load_classifier(run_dir, which="best", batch=1, steps=1):
+    """(model in eval mode, vocab, config) of a sentiment run; every file checked, its
+    memory on (batch, steps) inputs estimated first (check_run_memory).
 
     Falls back to the last checkpoint when there is no best. CheckpointError /
     FileNotFoundError (one line) for anything missing or malformed.
     """
     run_dir = os.fspath(run_dir)
     which = _available(run_dir, which)
+    if os.path.isdir(run_dir):
+        check_run_memory(run_dir, batch, steps)
     config, _, _ = load_checkpoint(run_dir, which)
     if config["kind"] != "sentiment":
         raise ValueError(f"{run_dir} is a {config['kind']} run, not a sentiment classifier "
@@ -43,6 +62,12 @@ def load_classifier(run_dir, which="best"):
     if not isinstance(classes, list) or len(classes) != model.num_classes:
         raise CheckpointError(os.path.join(run_dir, "config.json"),
                               f"data.classes must list the {model.num_classes} class names")
+    if len(set(map(str, classes))) != len(classes) or not all(
+            isinstance(c, str) and c.strip() == c and 0 < len(c) <= MAX_LABEL_CHARS
+            and c.isprintable() for c in classes):
+        raise CheckpointError(os.path.join(run_dir, "config.json"),
+                              f"data.classes must be distinct names of 1 to {MAX_LABEL_CHARS} "
+                              "printable characters")
     model.eval()
     return model, vocab, config
 
@@ -91,15 +116,17 @@ def _available(run_dir, which):
     return which
 
 
-def load_language_model(run_dir, which="best"):
+def load_language_model(run_dir, which="best", batch=1, steps=1):
     """(model, vocab, TrainConfig) of a language-model run; weights from its `which`
-    checkpoint ("best" falls back to "last"), every file checked by lm.storage.checkpoint."""
+    checkpoint ("best" falls back to "last"), every file checked by lm.storage.checkpoint,
+    its memory on (batch, steps) inputs estimated first (check_run_memory)."""
     run_dir = check_run_dir(run_dir)
     name = _available(run_dir, which)
     meta = read_json(os.path.join(run_dir, "config.json"))
     if meta.get("kind") != "language_model":
         raise ValueError(f"{run_dir} is a {meta.get('kind')} run, not a language model")
     cfg = train_config_from_json(meta)
+    check_run_memory(run_dir, batch, steps)
     dtype = DTYPES[cfg.dtype]
     model, _, vocab_json, _ = load_model(
         run_dir, lambda d: LanguageModelRNN.from_config(d, dtype=dtype), name)

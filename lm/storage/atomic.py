@@ -5,12 +5,15 @@ a crash, a kill or a full disk at any moment leaves either the old file or the n
 never a half-written one.
 """
 import contextlib
+import errno
 import json
 import os
 import re
+import stat
 import secrets
 import time
 
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 # `.<name>.tmp-<pid>-<8 hex>`: hidden, and recognisable by clean_stale_tmp.
 _TMP_RE = re.compile(r"\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}\Z")
 
@@ -46,6 +49,11 @@ def fsync_dir(directory):
         os.close(fd)
 
 
+def is_tmp_name(name):
+    """Whether the file name `name` is one of atomic_write's temporary files."""
+    return _TMP_RE.match(name) is not None
+
+
 def tmp_name(path):
     """The temporary path used for writing `path`: `.<name>.tmp-<pid>-<rand>` beside it."""
     directory, name = os.path.split(os.path.abspath(os.fspath(path)))
@@ -56,6 +64,8 @@ def tmp_name(path):
 def atomic_write(path, mode="wb", encoding="utf-8"):
     """Open a temporary file beside `path`; on success flush, fsync and os.replace it.
 
+    A symbolic link at `path` is replaced by the new file, never written through (the
+    temporary file is created with O_EXCL, which follows no link either).
     mode: "wb" (bytes) or "w" (text, UTF-8, "\\n" newlines). On any exception in the body
     (KeyboardInterrupt included) the temporary file is removed and `path` is untouched;
     an OSError (disk full, permission, missing directory) is re-raised as
@@ -137,9 +147,16 @@ def append_jsonl(path, obj):
     data = line.encode("utf-8")
     path = os.fspath(path)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        # O_NOFOLLOW: a symbolic link in the run directory is refused, never written through
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | _NOFOLLOW, 0o644)
     except OSError as e:
+        if e.errno == errno.ELOOP or os.path.islink(path):
+            raise AtomicWriteError(e.errno, f"cannot append to {path!r}: it is a symbolic "
+                                   "link, and lm never writes through links") from e
         raise _fail(path, e) from e
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device must not be written to
+        os.close(fd)
+        raise AtomicWriteError(errno.EINVAL, f"cannot append to {path!r}: not a regular file")
     size = None
     try:
         size = os.fstat(fd).st_size

@@ -21,7 +21,8 @@ from lm.config import choices
 from lm.config.checks import SIZE_LIMITS, check_size
 from lm.storage.atomic import (AtomicWriteError, append_jsonl, atomic_write, clean_stale_tmp,
                        write_json)
-from lm.storage.safe_json import parse_json, read_json, read_jsonl
+from lm.storage.safe_json import (MAX_JSON_BYTES, parse_json, read_bytes_bounded, read_json,
+                                  read_jsonl)
 from lm.storage import safe_npz, safe_tensors
 from lm.storage.safe_zip import CheckpointError
 
@@ -30,7 +31,8 @@ __all__ = ["CheckpointError", "AtomicWriteError", "atomic_write", "save_arrays",
            "read_jsonl", "clean_stale_tmp", "save_checkpoint", "load_checkpoint",
            "write_run_metadata", "validate_config", "validate_vocab", "sections",
            "verify_against_model", "copy_into_params", "load_model", "rng_to_array",
-           "rng_from_array", "checkpoint_path", "find_checkpoint"]
+           "rng_from_array", "checkpoint_path", "find_checkpoint", "read_vocab",
+           "check_fits_checkpoint"]
 
 CONFIG_NAME, VOCAB_NAME = "config.json", "vocab.json"
 PREFIXES = ("param/", "optim/", "state/")
@@ -152,6 +154,41 @@ def validate_vocab(vocab, vocab_size=None, label=VOCAB_NAME):
     return vocab
 
 
+VOCAB_SLACK = 64  # strings of vocab.json besides its tokens: keys, level, specials
+
+
+def read_vocab(run_dir, model, label=None):
+    """The vocab.json dict of a run whose config.json "model" is `model`, checked with
+    validate_vocab against model["vocab_size"]. Before it is parsed, a cheap count of its
+    quote characters bounds how many strings it holds: a file with far more tokens than
+    the weights can hold (5 million in 54 MB) is refused in milliseconds, before the
+    ~800 MB its strings would take."""
+    path = os.path.join(os.fspath(run_dir), VOCAB_NAME)
+    data = read_bytes_bounded(path, MAX_JSON_BYTES)
+    V = model["vocab_size"]
+    strings = (data.count(b'"') - data.count(b'\\"')) // 2  # a lower bound
+    if strings > V + VOCAB_SLACK:
+        raise CheckpointError(path, f"holds at least {strings - VOCAB_SLACK:,} tokens but "
+                              f"config.json says vocab_size={V:,}")
+    return validate_vocab(parse_json(data, path), V, path)
+
+
+def check_fits_checkpoint(config, path, label=CONFIG_NAME):
+    """Refuse a config.json whose model needs more weights than checkpoint `path` can hold
+    (4 bytes a value at least; lm 0.1's .npz may be deflated up to 100x), from the file's
+    size alone: cheap, and before the vocabulary or any weight is read."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return  # the loader names the problem
+    capacity = size * safe_npz.MAX_RATIO + (1 << 20) if path.endswith(LEGACY_EXT) else size
+    implied = _implied_weights(config)
+    if implied * 4 > capacity:
+        raise CheckpointError(label, f"implies at least {implied:,} weights "
+                              f"({implied * 4:,} bytes) but {os.path.basename(path)} holds "
+                              f"{size:,} bytes")
+
+
 def write_run_metadata(run_dir, config, vocab):
     """Validate, then atomically write config.json and vocab.json into run_dir."""
     validate_config(config)
@@ -217,9 +254,9 @@ def load_checkpoint(run_dir, which="best"):
     config = validate_config(read_json(os.path.join(run_dir, CONFIG_NAME)),
                              os.path.join(run_dir, CONFIG_NAME))
     model = config["model"]
-    vocab = validate_vocab(read_json(os.path.join(run_dir, VOCAB_NAME)),
-                           model["vocab_size"], os.path.join(run_dir, VOCAB_NAME))
     path = _checkpoint_path(run_dir, which)
+    check_fits_checkpoint(config, path, os.path.join(run_dir, CONFIG_NAME))
+    vocab = read_vocab(run_dir, model)
     arrays = load_arrays(path)
     for key in arrays:
         if not key.startswith(PREFIXES):
@@ -235,12 +272,10 @@ def load_checkpoint(run_dir, which="best"):
     return config, vocab, arrays
 
 
-def _check_config_size(config, arrays, path):
-    """Refuse a config that implies more weights than are stored, before anything is
-    built from it (a lying config could exhaust memory). Lower bound on the weights:
-    V*E (embedding), E*H + L*H*H (recurrent layers), V*H (untied language-model head)."""
+def _implied_weights(config):
+    """A lower bound on the weights a validated config implies: V*E (embedding),
+    E*H + L*H*H (recurrent layers), V*H (an untied language-model head)."""
     model = config["model"]
-    stored = sum(a.size for k, a in arrays.items() if k.startswith("param/"))
     V, E = model["vocab_size"], model["embed_size"]
     H = model.get("hidden_size", E)
     implied = V * E
@@ -248,6 +283,15 @@ def _check_config_size(config, arrays, path):
         implied += E * H + model.get("num_layers", 1) * H * H
     if config["kind"] == "language_model" and not model.get("tie_weights", False):
         implied += V * H
+    return implied
+
+
+def _check_config_size(config, arrays, path):
+    """Refuse a config that implies more weights than are stored, before anything is
+    built from it (a lying config could exhaust memory). Lower bound on the weights:
+    V*E (embedding), E*H + L*H*H (recurrent layers), V*H (untied language-model head)."""
+    stored = sum(a.size for k, a in arrays.items() if k.startswith("param/"))
+    implied = _implied_weights(config)
     if implied > stored:
         raise CheckpointError(path, f"config.json implies at least {implied} weights "
                               f"but the checkpoint stores {stored}")

@@ -1,7 +1,11 @@
 """Run directories: default names, refusing to overwrite, finding the latest run."""
 import os
 
+from lm.storage.atomic import is_tmp_name
+
 CHECKPOINT_FILES = ("last.safetensors", "best.safetensors", "last.npz", "best.npz")
+# every file lm writes in a run directory (besides its own temporary files)
+RUN_FILES = ("config.json", "vocab.json", "metrics.jsonl", "curves.png") + CHECKPOINT_FILES
 RUNS_ROOT = "checkpoints"
 
 
@@ -22,20 +26,58 @@ def has_checkpoint(run_dir):
     return any(os.path.exists(os.path.join(run_dir, f)) for f in CHECKPOINT_FILES)
 
 
+def check_run_files(run_dir):
+    """Refuse a run directory in which a file lm writes (RUN_FILES) is a symbolic link:
+    lm never writes or appends through a link (it could point at any file on the machine)."""
+    for name in RUN_FILES:
+        path = os.path.join(run_dir, name)
+        if os.path.islink(path):
+            raise ValueError(f"{path} is a symbolic link; lm never writes through links "
+                             f"(remove it or choose another --out_dir; nothing was changed)")
+
+
 def check_new_run_dir(run_dir):
-    """Refuse a directory that already holds a checkpoint: nothing saved is ever overwritten."""
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+    """Refuse a directory that already holds a checkpoint (nothing saved is ever
+    overwritten), and a non-empty one that is not an lm run (holding anything but lm's own
+    files, or a config.json that is not an lm run's), or whose lm files are links."""
+    if os.path.lexists(run_dir) and not os.path.isdir(run_dir):
         raise ValueError(f"--out_dir {run_dir} exists and is not a directory")
-    if os.path.isdir(run_dir) and has_checkpoint(run_dir):
+    if not os.path.isdir(run_dir):
+        return
+    if has_checkpoint(run_dir):
         raise ValueError(f"{run_dir} already holds a trained run; pass --resume to continue it "
                          f"or --out_dir NEW_DIR to start a new one (nothing was changed)")
+    names = [n for n in os.listdir(run_dir) if not is_tmp_name(n)]
+    foreign = sorted(n for n in names if n not in RUN_FILES)
+    if names and not foreign and _run_kind(run_dir) is None:  # lm writes config.json first
+        foreign = ["config.json" if "config.json" in names else sorted(names)[0]]
+    if foreign:
+        raise ValueError(f"--out_dir {run_dir} is not empty and is not an lm run (it holds "
+                         f"{foreign[0]!r}); choose a new or empty directory (nothing was changed)")
+    check_run_files(run_dir)
+
+
+def prepare_run_dir(run_dir, new):
+    """Create `run_dir`, remove stale temporary files, refuse linked run files; a `new` run
+    (checked by check_new_run_dir) drops the metrics.jsonl of an attempt that never saved a
+    checkpoint, so its log starts empty."""
+    from lm.storage.atomic import clean_stale_tmp
+
+    os.makedirs(run_dir, exist_ok=True)
+    check_run_files(run_dir)
+    clean_stale_tmp(run_dir)
+    metrics = os.path.join(run_dir, "metrics.jsonl")
+    if new and os.path.lexists(metrics):
+        os.unlink(metrics)
 
 
 def _run_kind(run_dir):
+    """The `kind` of the lm run in `run_dir` ("language_model", "sentiment"), or None."""
     try:
-        from lm.storage.checkpoint import read_json
-        return read_json(os.path.join(run_dir, "config.json")).get("kind")
-    except (OSError, ValueError):
+        from lm.storage.checkpoint import KINDS, read_json
+        kind = read_json(os.path.join(run_dir, "config.json")).get("kind")
+        return kind if kind in KINDS else None
+    except (OSError, ValueError, AttributeError):
         return None
 
 

@@ -145,12 +145,28 @@ def _read_header(r, label, name, max_header):
     return shape, dtype, 8 + len(len_bytes) + hlen
 
 
+MAX_ELEMENTS = 2**40  # elements of any array read, its zero dimensions counted as 1
+
+
+def check_dims(shape, label, name):
+    """CheckpointError naming the file and array unless the product of `shape`'s dimensions
+    (zeros counted as 1) is at most MAX_ELEMENTS: numpy refuses such a shape with "array is
+    too big" even when it holds no element, and that message would name nothing."""
+    count = 1
+    for d in shape:
+        count *= max(d, 1)
+    if count > MAX_ELEMENTS:
+        raise CheckpointError(label, f"array {name!r} has shape {tuple(shape)[:8]}: too big "
+                              f"(over 2**40 elements, zero dimensions aside)")
+
+
 def _check_shape(shape, dtype, data_bytes, label, name, max_rank):
     if len(shape) > max_rank:
         raise CheckpointError(label, f"member {name!r} has rank {len(shape)} > {max_rank}")
     for d in shape:
         if type(d) is not int or d < 0:
             raise CheckpointError(label, f"member {name!r} has invalid shape {shape}")
+    check_dims(shape, label, name)
     count = 1
     for d in shape:  # Python ints: no overflow
         count *= d

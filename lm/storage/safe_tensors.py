@@ -22,7 +22,7 @@ import numpy as np
 
 from lm.storage.atomic import write_bytes
 from lm.storage.safe_json import parse_json
-from lm.storage.safe_npz import MAX_RANK, all_finite, storable_array
+from lm.storage.safe_npz import MAX_RANK, all_finite, check_dims, storable_array
 from lm.storage.safe_zip import CheckpointError, is_safe_name, open_regular_file
 
 MAX_BYTES = 2 << 30        # largest checkpoint file
@@ -122,6 +122,7 @@ def _check_entries(header, data_size, label):
                 isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= data_size
                 for d in shape):
             raise CheckpointError(label, f"tensor {name!r} has a bad shape {shape!r}")
+        check_dims(shape, label, name)
         if not (isinstance(offsets, list) and len(offsets) == 2 and all(
                 isinstance(o, int) and not isinstance(o, bool) for o in offsets)
                 and 0 <= offsets[0] <= offsets[1] <= data_size):

@@ -73,14 +73,25 @@ def _write_atomic(path, data):
         raise
 
 
+def _holds_exactly(path, data):
+    """True if `path` is a regular file (not a link) whose bytes are `data`."""
+    if os.path.islink(path) or not os.path.isfile(path) or os.path.getsize(path) != len(data):
+        return False
+    with open(path, "rb") as f:
+        return f.read(len(data) + 1) == data
+
+
 def _pydoc_file():
     """Write the pydoc text once (per Python version) and return its path."""
     name = f"pydoc-{sys.version_info[0]}.{sys.version_info[1]}.txt"
     data = pydoc_text().encode("utf-8")
-    for d in (cache_dir(), tempfile.gettempdir()):
-        path = os.path.join(d, name)
+    # The shared temporary folder gets a per-user name, and a file found there or in the
+    # cache is used only when its bytes are exactly the text: anyone could have put one.
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    for d, fname in ((cache_dir(), name), (tempfile.gettempdir(), f"lm-{uid}-{name}")):
+        path = os.path.join(d, fname)
         try:
-            if not (os.path.isfile(path) and os.path.getsize(path) == len(data)):
+            if not _holds_exactly(path, data):
                 _write_atomic(path, data)
             return path
         except OSError:

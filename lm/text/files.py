@@ -16,6 +16,9 @@ be in memory as one string.
 """
 import codecs
 import os
+import stat
+
+from lm.config.checks import check_encoding as _check_codec
 
 CHUNK_BYTES = 1 << 20  # bytes read per chunk by iter_text
 SNIFF_BYTES = 1 << 16  # bytes inspected to recognise UTF-16 and binary files
@@ -29,33 +32,54 @@ _BINARY_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\f\v\x1b") + b"\x
 
 def check_encoding(encoding, errors="strict"):
     """Validate `encoding` and `errors`; return the codec's canonical name."""
-    try:
-        name = codecs.lookup(encoding).name
-    except (LookupError, TypeError):
-        raise ValueError(f"--encoding: unknown text encoding {encoding!r} "
-                         "(for example utf-8, latin-1, utf-16, cp1252)") from None
+    name = _check_codec("encoding", encoding)
     if errors not in ERRORS:
         raise ValueError(f"--encoding_errors must be one of {', '.join(ERRORS)}, "
                          f"not {errors!r}")
     return name
 
 
-def check_file(path):
-    """Raise FileNotFoundError / ValueError unless `path` is a readable, non-empty file.
+_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
-    Returns the size in bytes.
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path}: no such file")
-    if os.path.isdir(path):
+
+def check_mode(path, mode):
+    """ValueError unless `mode` (st_mode) is a regular file's: /dev/zero, a FIFO or a
+    socket never end or block, so they are refused before anything reads them."""
+    if stat.S_ISDIR(mode):
         raise ValueError(f"{path} is a directory, not a text file")
+    if not stat.S_ISREG(mode):
+        kind = next((k for test, k in _KINDS if test(mode)), "not a file")
+        raise ValueError(f"{path} is not a regular file ({kind}); give a text file")
+
+
+def check_file(path):
+    """Raise FileNotFoundError / ValueError unless `path` is a readable, non-empty regular
+    file (never opened here, so a FIFO cannot block). Returns the size in bytes."""
+    path = os.fspath(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    check_mode(path, st.st_mode)
     if not os.access(path, os.R_OK):
         raise ValueError(f"{path}: permission denied")
-    size = os.path.getsize(path)
-    if size == 0:
+    if st.st_size == 0:
         raise ValueError(f"{path} is empty (0 bytes)")
-    return size
+    return st.st_size
+
+
+def open_regular(path):
+    """`path` opened for reading in binary, refused (ValueError) unless it is a regular
+    file: opened without blocking, then checked on the open descriptor, so a file swapped
+    for a FIFO after check_file cannot hang the reader."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        check_mode(path, os.fstat(fd).st_mode)
+    except ValueError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
 
 
 def sniff(sample, path, encoding_name):
@@ -104,7 +128,7 @@ def iter_text(path, encoding="utf-8", errors="strict", chunk_bytes=CHUNK_BYTES):
     decoder = codecs.getincrementaldecoder(name)(errors=errors)
     consumed = 0  # bytes handed to the decoder so far
     first, pending_cr = True, ""
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         sniff(f.read(SNIFF_BYTES), path, name)
         f.seek(0)
         while True:

@@ -18,10 +18,12 @@ from lm.config.training import resume_config
 from lm.data.labeled import (TextBatcher, build_vocab, class_index, read_examples, split_indices,
                              subset, unk_rate)
 from lm.models.classifier import SentimentClassifier
+from lm.models.memory import check_memory, count_params, estimate_memory
 from lm.models.load import copy_encoder_weights, load_lm_encoder
-from lm.storage.checkpoint import (clean_stale_tmp, find_checkpoint, read_json,
-                                   validate_config, write_run_metadata)
-from lm.storage.run_dir import RUNS_ROOT, check_new_run_dir, corpus_label
+from lm.storage.checkpoint import (check_fits_checkpoint, find_checkpoint, read_json,
+                                   read_vocab, validate_config, write_run_metadata)
+from lm.storage.run_dir import (RUNS_ROOT, check_new_run_dir, check_run_files,
+                                corpus_label, prepare_run_dir)
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_classifier
 from lm.training.optim import Adam
@@ -115,6 +117,7 @@ def _resumed_config(cfg, given):
     if not run_dir or find_checkpoint(run_dir, "last") is None:
         raise FileNotFoundError(f"--resume: {run_dir or '(no --out_dir)'} holds no last "
                                 f"checkpoint to resume from (pass --out_dir RUN_DIR)")
+    check_run_files(run_dir)
     label = os.path.join(run_dir, "config.json")
     meta = validate_config(read_json(label), label)
     if meta["kind"] != "sentiment" or not isinstance(meta.get("train"), dict):
@@ -128,6 +131,21 @@ def _resumed_config(cfg, given):
             setattr(saved, name, path)
     given = set(given) - {"data", "neg", "test"}
     return resume_config(saved, cfg, given, fixed=FIXED_ON_RESUME)
+
+
+def check_classifier_memory(cfg, vocab_size, num_classes, texts):
+    """Refuse (NotEnoughMemory) a classifier whose training step on a batch of the longest
+    training text would not fit in the memory available (characters bound its tokens)."""
+    model = {"vocab_size": vocab_size, "embed_size": cfg.embed_size,
+             "hidden_size": cfg.hidden_size, "cell": cfg.cell, "num_layers": cfg.num_layers,
+             "bidirectional": cfg.bidirectional, "num_classes": num_classes}
+    longest = max((len(t) for t in texts), default=1)
+    est = estimate_memory(model, cfg.dtype, min(cfg.batch_size, len(texts) or 1), longest,
+                          training=True)
+    check_memory(est, f"training a {cfg.cell} classifier of {cfg.hidden_size:,} units "
+                 f"({count_params(model)[0]:,} parameters, {vocab_size:,} tokens, "
+                 f"texts of up to {longest:,} characters)",
+                 "choose a smaller --hidden_size, --num_layers, --embed_size or --batch_size")
 
 
 def setup(cfg, given=frozenset(), log=print):
@@ -152,8 +170,11 @@ def setup(cfg, given=frozenset(), log=print):
     rng = np.random.default_rng(cfg.seed)
     notes = []
     if cfg.resume:  # the run's own vocabulary (its --init_from model may be gone)
-        vocab = Vocab.from_json(read_json(os.path.join(run_dir, "vocab.json")))
-        drop_spaces = bool(read_json(os.path.join(run_dir, "config.json"))["data"]["drop_spaces"])
+        label = os.path.join(run_dir, "config.json")
+        meta = validate_config(read_json(label), label)
+        check_fits_checkpoint(meta, find_checkpoint(run_dir, "last"), label)
+        vocab = Vocab.from_json(read_vocab(run_dir, meta["model"]))
+        drop_spaces = bool(meta["data"]["drop_spaces"])
     elif cfg.init_from:
         lm_model, vocab, enc_arrays = load_lm_encoder(cfg.init_from)
         cfg = dataclasses.replace(  # config.json records what the language model fixed
@@ -165,6 +186,7 @@ def setup(cfg, given=frozenset(), log=print):
         drop_spaces = cfg.level == "word"
         vocab = build_vocab([data.texts[i] for i in tr], cfg.level, cfg.lowercase,
                             cfg.min_count, drop_spaces)
+    check_classifier_memory(cfg, len(vocab), len(classes), [data.texts[i] for i in tr])
     model = SentimentClassifier.build(
         len(vocab), cfg.embed_size, cfg.hidden_size, cell=cfg.cell, num_layers=cfg.num_layers,
         bidirectional=cfg.bidirectional, pool=cfg.pool, dropout=cfg.dropout,
@@ -191,8 +213,7 @@ def setup(cfg, given=frozenset(), log=print):
         notes.append(batcher.note)
     task = ClassifierTask(cfg, run_dir, splits, classes, vocab, model, optimizer, batcher, rng,
                           frozen, notes)
-    os.makedirs(run_dir, exist_ok=True)
-    clean_stale_tmp(run_dir)
+    prepare_run_dir(run_dir, new=not cfg.resume)
     sizes = {name: len(s) for name, s in splits.items()}
     paths = {n: os.path.abspath(getattr(cfg, n)) if getattr(cfg, n) else ""
              for n in ("data", "neg", "test")}

@@ -170,12 +170,35 @@ def render_png(run_dirs, title=None):
     return figure_png(draw_figure(run_dirs, title))
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def check_png_target(path):
+    """Refuse to replace anything at `path` but a PNG image (a text file given as --out by
+    mistake, a directory): ValueError naming it. A missing file or a link is fine (the
+    atomic write replaces a link, never writes through it)."""
+    path = os.fspath(path)
+    if not os.path.exists(path) or os.path.islink(path):
+        return
+    if not os.path.isfile(path):
+        raise ValueError(f"--out {path} exists and is not a file")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(PNG_SIGNATURE))
+    except OSError:
+        return  # the write will name the problem
+    if head != PNG_SIGNATURE:
+        raise ValueError(f"--out {path} exists and is not a PNG image; it is left as it is "
+                         "(choose another file name)")
+
+
 def plot_runs(run_dirs, out_path, title=None):
     """Draw the curves of `run_dirs` (a list of run directories) into `out_path` atomically."""
     from lm.storage.atomic import write_bytes
 
     if isinstance(run_dirs, (str, os.PathLike)):
         run_dirs = [run_dirs]
+    check_png_target(out_path)
     data = render_png([os.fspath(d) for d in run_dirs], title=title)
     write_bytes(out_path, data)
     return out_path

@@ -25,6 +25,28 @@ def _windows_loss(model, windows, carry_state, should_stop):
     return total, count
 
 
+def first_lines(lines, max_tokens):
+    """The first lines of `lines` (lm.data.batchers.Lines) holding at most about
+    `max_tokens` targets (each line's tokens and its <eos>); at least one; all when 0."""
+    if not max_tokens or len(lines) == 0:
+        return lines
+    k = int(np.searchsorted(np.cumsum(lines.lengths + 1), max_tokens, side="right"))
+    return lines if k >= len(lines) else lines.take(np.arange(max(1, k)))
+
+
+def evaluated_tokens(data, batch_size, seq_length, max_tokens):
+    """How many validation targets evaluate_loss scores with these settings: the number
+    the banner reports (all of them when max_tokens is 0 or larger than the split)."""
+    if isinstance(data, Lines):
+        sub = first_lines(data, max_tokens)
+        return int(sub.lengths.sum()) + len(sub)
+    batcher = BPTTBatcher(data, batch_size, seq_length)
+    N, T, windows = batcher.batch_size, batcher.seq_length, len(batcher)
+    if max_tokens:  # as evaluate_loss: whole windows, enough for max_tokens
+        windows = min(windows, max(1, -(-max_tokens // (N * T))))
+    return N * min(windows * T, batcher.data.shape[1] - 1)
+
+
 def evaluate_loss(model, data, vocab, batch_size=64, seq_length=64, max_tokens=0,
                   should_stop=None):
     """Mean NLL per target token (nats) of `data` under `model`, dropout off.
@@ -38,6 +60,7 @@ def evaluate_loss(model, data, vocab, batch_size=64, seq_length=64, max_tokens=0
     model.eval()
     try:
         if isinstance(data, Lines):
+            data = first_lines(data, max_tokens)
             batches = LineBatcher(data, batch_size, shuffle=False, bos_id=vocab.bos_id,
                                   eos_id=vocab.eos_id)
             total, count = _windows_loss(model, batches, False, should_stop)

@@ -9,13 +9,16 @@ import numpy as np
 from lm.config.training import TrainConfig, init_from_config, resume_config, train_config_from_json
 from lm.data.batchers import make_batcher, split_corpus
 from lm.models.language_model import LanguageModelRNN
-from lm.storage.checkpoint import (clean_stale_tmp, copy_into_params, find_checkpoint,
-                                   load_arrays, read_json, validate_config, write_json)
-from lm.storage.run_dir import check_new_run_dir, check_run_dir, default_run_dir
+from lm.models.memory import check_memory, count_params, estimate_memory
+from lm.storage.checkpoint import (check_fits_checkpoint, copy_into_params, find_checkpoint,
+                                   load_arrays, read_json, read_vocab, validate_config,
+                                   write_json)
+from lm.storage.run_dir import (check_new_run_dir, check_run_dir, check_run_files,
+                                default_run_dir, prepare_run_dir)
 from lm.text.corpora import corpus_info, resolve_corpus
 from lm.text.stream import load_corpus
 from lm.text.vocab import Vocab
-from lm.training.evaluation import evaluate_loss
+from lm.training.evaluation import evaluate_loss, evaluated_tokens
 from lm.training.metrics import bits_per_token, format_eval_line, perplexity
 from lm.training.optim import SGD, Adam
 from lm.training.trainer import train_task
@@ -88,6 +91,11 @@ class LanguageModelTask:
                         f"per step ({len(b):,} steps per epoch)")
         lines.append(f"batch   {per_step}; {cfg.optimizer} lr {s.optimizer.lr:.2e}, "
                      f"grad_clip {cfg.grad_clip:g}")
+        n_eval = evaluated_tokens(s.val_data, cfg.batch_size, cfg.seq_length, cfg.eval_tokens)
+        n_all = evaluated_tokens(s.val_data, cfg.batch_size, cfg.seq_length, 0)
+        lines.append(f"eval    {n_eval:,} of {n_all:,} validation tokens every "
+                     f"{cfg.eval_every:,} steps" + ("" if n_eval >= n_all else
+                                                     " (the first ones: --eval_tokens, 0 = all)"))
         lines.append(f"seed    {cfg.seed}; run directory {s.run_dir}"
                      + (f" (resumed at step {resumed_at:,})" if resumed_at is not None else ""))
         return lines + [f"note    {n}" for n in s.notes]
@@ -104,6 +112,27 @@ def sample_text(task, step, length, temperature=0.8):
     prompt = np.asarray(task.val_data[:1], dtype=np.int64)
     ids = model.sample(prompt, length, temperature, rng=rng)
     return v.decode_text(np.concatenate([prompt, np.asarray(ids, dtype=np.int64)]))
+
+
+MEMORY_HINT = ("choose a smaller --hidden_size, --num_layers, --embed_size, --batch_size or "
+               "--seq_length (or --max_vocab)")
+
+
+def check_model_memory(cfg, vocab_size, steps=None):
+    """Refuse (NotEnoughMemory) a model and batch whose training step would not fit in the
+    memory available, estimated from the sizes before anything is allocated (vocab_size
+    None: not known yet, the smallest is assumed)."""
+    known = vocab_size is not None
+    vocab_size = vocab_size if known else 2
+    model = {"vocab_size": vocab_size, "embed_size": cfg.embed_size,
+             "hidden_size": cfg.hidden_size, "cell": cfg.cell, "num_layers": cfg.num_layers,
+             "tie_weights": cfg.tie_weights}
+    est = estimate_memory(model, cfg.dtype, cfg.batch_size, steps or cfg.seq_length,
+                          training=True, optimizer=cfg.optimizer)
+    check_memory(est, f"training a {cfg.num_layers}-layer {cfg.cell} of {cfg.hidden_size:,} "
+                 f"units ({count_params(model)[0]:,} parameters"
+                 + (f", {vocab_size:,} tokens)" if known else ")"),
+                 MEMORY_HINT)
 
 
 def build_model(cfg, vocab_size, rng):
@@ -127,20 +156,29 @@ def _run_dir_for(cfg, given):
         if find_checkpoint(run_dir, "last") is None:
             raise FileNotFoundError(f"--resume: {run_dir} holds no last checkpoint to resume from"
                                     + ("" if cfg.out_dir else " (pass --out_dir RUN_DIR)"))
+        check_run_files(run_dir)
         label = os.path.join(run_dir, "config.json")
         meta = validate_config(read_json(label), label)
         saved = train_config_from_json(meta, label)
+        corpus = cfg.corpus
         cfg = resume_config(saved, cfg, given)
         saved_path = meta.get("data", {}).get("path")
-        if isinstance(saved_path, str) and os.path.isfile(saved_path):
+        if "corpus" in given:
+            cfg.corpus = corpus  # the corpus named now (the saved path may have moved)
+        elif isinstance(saved_path, str) and os.path.isfile(saved_path):
             cfg.corpus = saved_path  # the same file, whatever the current directory
-        vocab = Vocab.from_json(read_json(os.path.join(run_dir, "vocab.json")))
+        check_fits_checkpoint(meta, find_checkpoint(run_dir, "last"), label)
+        vocab = Vocab.from_json(read_vocab(run_dir, meta["model"]))
     else:
         if cfg.init_from:
             source = check_run_dir(cfg.init_from, "init_from")
-            src_cfg = train_config_from_json(read_json(os.path.join(source, "config.json")))
+            label = os.path.join(source, "config.json")
+            meta = validate_config(read_json(label), label)
+            src_cfg = train_config_from_json(meta, label)
             cfg = init_from_config(src_cfg, cfg, given)
-            vocab = Vocab.from_json(read_json(os.path.join(source, "vocab.json")))
+            check_fits_checkpoint(meta, find_checkpoint(source, "best") or
+                                  find_checkpoint(source, "last"), label)
+            vocab = Vocab.from_json(read_vocab(source, meta["model"]))
             if cfg.line_mode and vocab.bos_id is None:
                 raise ValueError(f"--init_from {source} was trained without --line_mode; "
                                  f"its vocabulary has no <bos>/<eos>")
@@ -164,6 +202,7 @@ def setup(cfg, given=frozenset()):
         notes.append(f"{cfg.corpus} is a one-sample-per-line corpus: using --line_mode "
                      f"(--noline_mode to turn it off)")
     cfg, run_dir, source, vocab = _run_dir_for(cfg, set(given))
+    check_model_memory(cfg, len(vocab) if vocab is not None else None)  # before the corpus
     path, _ = resolve_corpus(cfg.corpus)
     corpus = load_corpus(path, cfg.level, cfg.lowercase, cfg.min_count,
                          cfg.max_vocab or None, cfg.line_mode, cfg.encoding,
@@ -171,6 +210,8 @@ def setup(cfg, given=frozenset()):
     vocab = corpus.vocab
     train_data, val_data = split_corpus(corpus, cfg.val_frac,
                                         cfg.seed if cfg.shuffle_lines else None)
+    check_model_memory(cfg, len(vocab), steps=int(train_data.lengths.max()) + 1
+                       if cfg.line_mode and len(train_data) else None)
     rng = np.random.default_rng(cfg.seed)
     model = build_model(cfg, len(vocab), rng)
     batcher = make_batcher(train_data, vocab, cfg.batch_size, cfg.seq_length, rng=rng)
@@ -183,8 +224,7 @@ def setup(cfg, given=frozenset()):
         best = find_checkpoint(source, "best") or find_checkpoint(source, "last")
         copy_into_params(model.params, load_arrays(best), label=best)
         s.notes.append(f"weights and vocabulary from {source}")
-    os.makedirs(run_dir, exist_ok=True)
-    clean_stale_tmp(run_dir)
+    prepare_run_dir(run_dir, new=not cfg.resume)
     write_json(os.path.join(run_dir, "vocab.json"), vocab.to_json())
     write_json(os.path.join(run_dir, "config.json"), {
         "kind": "language_model", "model": model.config(), "train": cfg.to_dict(),

@@ -1,4 +1,5 @@
 """Loss units (nats, bits per token, perplexity) and reading a run's metrics.jsonl."""
+import io
 import json
 import math
 import os
@@ -36,7 +37,8 @@ def unigram_entropy(ids):
 def read_metrics(run_dir):
     """The evaluations logged in `run_dir/metrics.jsonl`, oldest first.
 
-    A truncated or garbled line (a run killed while appending) is skipped, not fatal.
+    A truncated or garbled line (a run killed while appending), or a row whose values
+    have the wrong types (see `well_typed`), is skipped, not fatal.
     Raises FileNotFoundError if the run has no metrics file.
     """
     path = os.path.join(run_dir, "metrics.jsonl")
@@ -44,8 +46,11 @@ def read_metrics(run_dir):
         raise FileNotFoundError(f"run directory {run_dir} does not exist")
     if not os.path.exists(path):
         raise FileNotFoundError(f"{run_dir} has no metrics.jsonl (no evaluation logged yet)")
+    from lm.storage.safe_zip import open_regular_file  # a FIFO must not block the reader
+
     rows = []
-    with open(path, encoding="utf-8") as f:
+    raw, _ = open_regular_file(path, "metrics file")
+    with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as f:
         for line in f:
             line = line.strip()
             if not line:
@@ -54,9 +59,26 @@ def read_metrics(run_dir):
                 row = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(row, dict):
+            if well_typed(row):
                 rows.append(row)
     return rows
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def well_typed(row):
+    """Whether `row` is a metrics row as the trainer writes it: an object with an integer
+    `step` >= 0, `final` true/false if present, and every other value a finite number or
+    null (a string, list or NaN where a figure belongs makes the row garbled)."""
+    if not isinstance(row, dict):
+        return False
+    step = row.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return False
+    return all(isinstance(v, bool) if k == "final" else (v is None or _number(v))
+               for k, v in row.items())
 
 
 def format_eval_line(m, is_best, level):

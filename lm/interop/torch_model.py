@@ -1,0 +1,185 @@
+"""PyTorch modules for lm's exported models; torch is imported only when one is used.
+
+    from lm.interop import torch_model
+    model = torch_model.from_file("model.safetensors")   # built from its metadata, in eval mode
+or, by hand, with the config and state dict of an exported file:
+    model = torch_model.LanguageModel(**config)
+    model.load_state_dict(state)
+
+`LanguageModel` (lm.models.LanguageModelRNN): embedding (nn.Embedding) -> dropout ->
+rnn (nn.RNN/GRU/LSTM, batch_first, dropout between layers) -> dropout -> decoder
+(nn.Linear, its weight the embedding's when tied; or nn.AdaptiveLogSoftmaxWithLoss).
+`Classifier` (lm.models.SentimentClassifier): embedding -> dropout -> rnn (optionally
+bidirectional; variable lengths packed) -> pooling over valid steps (mean, max, last) ->
+dropout -> classifier (nn.Linear). Both give lm's outputs for the same weights.
+"""
+import os
+
+from lm.interop.files import read_checked, save_torch_layout
+
+_CLASSES = {}
+
+
+def __getattr__(name):
+    """`torch_model.LanguageModel` / `torch_model.Classifier`: defined on first use."""
+    if name in ("LanguageModel", "Classifier"):
+        if not _CLASSES:
+            _CLASSES.update(_define())
+        return _CLASSES[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+KINDS = {"language_model": "LanguageModel", "sentiment": "Classifier"}
+
+
+def module_class(kind):
+    """The PyTorch module class of a model kind (config.json's "kind")."""
+    if kind not in KINDS:
+        raise ValueError(f"no PyTorch module for model kind {kind!r}")
+    return __getattr__(KINDS[kind])
+
+
+def _define():
+    import torch
+    from torch import nn
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    RNNS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+    def make_rnn(cell, E, H, num_layers, dropout, bidirectional=False):
+        return RNNS[cell](E, H, num_layers, batch_first=True, bidirectional=bidirectional,
+                          dropout=dropout if num_layers > 1 else 0.0)
+
+    class LanguageModel(nn.Module):
+        """ids (N, T) -> (scores (N, T, V), state); scores are logits (full softmax) or
+        log-probabilities (adaptive softmax): either way softmax(scores) = p."""
+
+        def __init__(self, vocab_size, embed_size, hidden_size, cell="lstm", num_layers=1,
+                     dropout=0.0, tie_weights=False, softmax="full", cutoffs=None,
+                     div_value=4.0, head_bias=False):
+            super().__init__()
+            self.config = dict(vocab_size=vocab_size, embed_size=embed_size,
+                               hidden_size=hidden_size, cell=cell, num_layers=num_layers,
+                               dropout=dropout, tie_weights=tie_weights)
+            self.embedding = nn.Embedding(vocab_size, embed_size)
+            self.drop = nn.Dropout(dropout)
+            self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout)
+            self.adaptive = softmax == "adaptive"
+            if self.adaptive:
+                self.decoder = nn.AdaptiveLogSoftmaxWithLoss(
+                    hidden_size, vocab_size, list(cutoffs), div_value=div_value,
+                    head_bias=head_bias)
+            else:
+                self.decoder = nn.Linear(hidden_size, vocab_size)
+                if tie_weights:
+                    self.decoder.weight = self.embedding.weight
+
+        def hidden(self, ids, state=None):
+            """ids (N, T) -> last layer's states (N, T, H) after dropout, and the state."""
+            h, state = self.rnn(self.drop(self.embedding(ids)), state)
+            return self.drop(h), state
+
+        def forward(self, ids, state=None):
+            h, state = self.hidden(ids, state)
+            if self.adaptive:
+                return self.decoder.log_prob(h.reshape(-1, h.shape[-1])).reshape(
+                    *h.shape[:-1], -1), state
+            return self.decoder(h), state
+
+        def loss(self, ids, targets, state=None):
+            """Mean negative log-likelihood per token (nats), and the state."""
+            h, state = self.hidden(ids, state)
+            if self.adaptive:
+                return self.decoder(h.reshape(-1, h.shape[-1]), targets.reshape(-1)).loss, state
+            logits = self.decoder(h)
+            return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                               targets.reshape(-1)), state
+
+    class Classifier(nn.Module):
+        """ids (N, T), lengths (N,) or None (all T) -> class scores (N, C)."""
+
+        def __init__(self, vocab_size, embed_size, hidden_size, cell="lstm", num_layers=1,
+                     bidirectional=False, pool="mean", dropout=0.0, num_classes=2):
+            super().__init__()
+            self.cell, self.pool, self.bidirectional = cell, pool, bidirectional
+            self.embedding = nn.Embedding(vocab_size, embed_size)
+            self.drop = nn.Dropout(dropout)
+            out = embed_size
+            if cell != "bag":
+                self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout,
+                                    bidirectional)
+                out = hidden_size * (2 if bidirectional else 1)
+            self.classifier = nn.Linear(out, num_classes)
+
+        def forward(self, ids, lengths=None):
+            N, T = ids.shape
+            lengths = torch.full((N,), T) if lengths is None else torch.as_tensor(lengths)
+            mask = torch.arange(T)[None, :] < lengths[:, None]             # (N, T)
+            h = self.drop(self.embedding(ids))
+            if self.cell == "bag":
+                h = h * mask[:, :, None]
+            else:
+                packed = pack_padded_sequence(h, lengths.cpu(), batch_first=True,
+                                              enforce_sorted=False)
+                h, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True,
+                                           total_length=T)                # zero when padded
+            m = mask[:, :, None]
+            if self.pool == "mean":
+                feats = h.sum(1) / lengths[:, None].clamp(min=1).to(h.dtype)
+            elif self.pool == "max":
+                feats = h.masked_fill(~m, float("-inf")).max(1).values
+            else:  # last valid step; a bidirectional rnn's backward half at step 0
+                feats = h[torch.arange(N), lengths - 1]
+                if self.bidirectional and self.cell != "bag":
+                    Hf = h.shape[2] // 2
+                    feats = torch.cat([feats[:, :Hf], h[:, 0, Hf:]], 1)
+            return self.classifier(self.drop(feats))
+
+    return {"LanguageModel": LanguageModel, "Classifier": Classifier}
+
+
+def module_config(kind, model_config, state):
+    """The constructor arguments of the PyTorch module for lm's model config: the same
+    keys, and for an adaptive softmax its cutoffs read from the state dict's shapes."""
+    config = dict(model_config)
+    if kind == "language_model" and "decoder.head.weight" in state:
+        sizes, i = [], 0
+        while f"decoder.tail.{i}.1.weight" in state:
+            sizes.append(int(state[f"decoder.tail.{i}.1.weight"].shape[0]))
+            i += 1
+        shortlist = int(state["decoder.head.weight"].shape[0]) - len(sizes)
+        config.update(softmax="adaptive", head_bias="decoder.head.bias" in state,
+                      cutoffs=[shortlist + sum(sizes[:k]) for k in range(len(sizes))])
+        config.setdefault("div_value", 4.0)
+    return config
+
+
+def read_file(path):
+    """(module in eval mode, config.json dict, vocab.json dict) of an exported file; every
+    check of lm.interop.files.read_checked first."""
+    import torch
+
+    config, vocab, state, _ = read_checked(path)
+    kind = config["kind"]
+    model = module_class(kind)(**module_config(kind, config["model"], state))
+    dtype = next(iter(state.values())).dtype
+    model.to(torch.float64 if dtype.itemsize == 8 else torch.float32)
+    model.load_state_dict({k: torch.from_numpy(a) for k, a in state.items()})
+    return model.eval(), config, vocab
+
+
+def from_file(path):
+    """The PyTorch module stored in an exported file, weights loaded, in eval mode."""
+    return read_file(path)[0]
+
+
+def save_file(model, path, config, vocab, overwrite=False):
+    """Write `model`'s state dict (PyTorch layout, contiguous copies: tied weights are
+    stored twice) with lm's metadata (config.json and vocab.json dicts), atomically,
+    through the safetensors package's own torch writer, as any PyTorch program would."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    save_torch_layout(path, lambda meta: save(state, metadata=meta), config, vocab, overwrite)
+    return os.fspath(path)
+
