@@ -14,6 +14,7 @@ from lm.cli import (EXIT_INTERRUPTED, CliError, check_str, config_command,  # no
 from lm.config.recall import RecallConfig  # noqa: E402
 
 DISTANCES = (1, 10, 20, 50, 100, 200)  # the ratios printed, where the batch reaches
+MAX_LENGTH = 2000  # gradients --length
 
 
 def gradients(checkpoint=None, cell="rnn,gru,lstm", length=None, batch_size=32, seed=0,
@@ -29,7 +30,7 @@ def gradients(checkpoint=None, cell="rnn,gru,lstm", length=None, batch_size=32, 
     Args:
       checkpoint: a run directory (language model, sentiment or recall run); none: fresh models
       cell: fresh models: the cells to compare, comma-separated (rnn, gru, lstm)
-      length: steps back from the loss: the recall distance (fresh: 50) or an LM's window (default: the run's)
+      length: steps back from the loss (at most 2000): the recall distance (fresh: 50) or an LM's window
       batch_size: rows averaged over
       seed: fresh models: initialisation and data seed
       forget_bias: fresh LSTMs: forget-gate bias at initialisation (Keras's 1; PyTorch's 0)
@@ -44,7 +45,8 @@ def gradients(checkpoint=None, cell="rnn,gru,lstm", length=None, batch_size=32, 
     from lm.storage.atomic import write_bytes
 
     batch_size = check_int("batch_size", batch_size, 1, 100000)
-    length = None if length is None else check_int("length", length, 1, 100000)
+    # a window of T steps costs T extra passes of up to T steps
+    length = None if length is None else check_int("length", length, 1, MAX_LENGTH)
     which = check_choice("which", which, ("best", "last"))
     given = given_flags({"cell", "seed", "forget_bias", "which"}, _CLI_ARGV or [])
     wrong = sorted(given - {"which"} if checkpoint is not None else given & {"which"})

@@ -17,9 +17,10 @@ from lm.config.recall import FIXED_ON_RESUME, RecallConfig
 from lm.config.training import resume_config
 from lm.data.recall import RecallBatcher, held_out, recall_vocab
 from lm.models.classifier import SentimentClassifier
-from lm.storage.checkpoint import (clean_stale_tmp, find_checkpoint, load_model, read_json,
-                                   validate_config, write_run_metadata)
-from lm.storage.run_dir import RUNS_ROOT, check_new_run_dir, check_run_dir
+from lm.storage.checkpoint import (find_checkpoint, load_model, read_json, validate_config,
+                                   write_run_metadata)
+from lm.models.memory import check_memory, count_params, estimate_memory
+from lm.storage.run_dir import RUNS_ROOT, check_new_run_dir, check_run_dir, prepare_run_dir
 from lm.training.evaluation import evaluate_classifier
 from lm.training.optim import Adam
 from lm.training.trainer import train_task
@@ -72,6 +73,28 @@ class RecallTask:
             + [f"note    {n}" for n in self.notes]
 
 
+MAX_HELD_OUT_TOKENS = 10**8  # val_size x (length + 1): the held-out set is kept in memory
+
+
+def model_config(cfg):
+    """The classifier's config ("model" of config.json) for `cfg`, before building it."""
+    return {"vocab_size": 1 + 2 * cfg.symbols, "embed_size": cfg.embed_size,
+            "hidden_size": cfg.hidden_size, "cell": cfg.cell, "num_layers": cfg.num_layers,
+            "bidirectional": False, "pool": "last", "dropout": 0.0, "num_classes": cfg.symbols}
+
+
+def check_task_memory(cfg):
+    """Refuse (before anything is allocated) a task too large for this machine."""
+    if cfg.val_size * (cfg.length + 1) > MAX_HELD_OUT_TOKENS:
+        raise ValueError(f"--val_size {cfg.val_size} x --length {cfg.length} is more than "
+                         f"{MAX_HELD_OUT_TOKENS:,} held-out tokens; choose smaller ones")
+    model = model_config(cfg)
+    est = estimate_memory(model, cfg.dtype, cfg.batch_size, cfg.length + 1, training=True)
+    check_memory(est, f"training a {cfg.cell} of {cfg.hidden_size:,} units "
+                 f"({count_params(model)[0]:,} parameters) on {cfg.length + 1:,} steps",
+                 "choose a smaller --hidden_size, --num_layers, --batch_size or --length")
+
+
 def build_model(cfg, rng=None):
     """The classifier of `cfg` (pooling "last"), LSTM forget-gate biases set to forget_bias."""
     model = SentimentClassifier.build(
@@ -117,14 +140,14 @@ def setup(cfg, given=frozenset()):
     run_dir = cfg.out_dir or default_out_dir(cfg)
     if not cfg.resume:
         check_new_run_dir(run_dir)
+    check_task_memory(cfg)
     rng = np.random.default_rng([cfg.seed, 2])
     model = build_model(cfg, rng)
     optimizer = Adam(model, cfg.learning_rate)
     batcher = RecallBatcher(cfg.batch_size, cfg.length, cfg.symbols, cfg.seed, cfg.epoch_steps)
     val = held_out(cfg.length, cfg.symbols, cfg.val_size, cfg.seed)
     task = RecallTask(cfg, run_dir, model, optimizer, batcher, val, rng)
-    os.makedirs(run_dir, exist_ok=True)
-    clean_stale_tmp(run_dir)
+    prepare_run_dir(run_dir, new=not cfg.resume)
     vocab = recall_vocab(cfg.symbols)
     if not cfg.resume:
         write_run_metadata(run_dir, {
@@ -144,11 +167,15 @@ def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
     return result, (rows[-1] if rows else None)
 
 
-def load_recall(run_dir, which="best"):
-    """(model in eval mode, RecallConfig) of a recall run; every file checked."""
+def load_recall(run_dir, which="best", batch=1, steps=1):
+    """(model in eval mode, RecallConfig) of a recall run; every file checked, its memory
+    on (batch, steps) inputs estimated first."""
+    from lm.models.load import check_run_memory
+
     run_dir = check_run_dir(run_dir)
     cfg = RecallConfig.from_dict(run_config(run_dir)["train"],
                                  os.path.join(run_dir, "config.json"))
+    check_run_memory(run_dir, batch, steps)
     if which == "best" and find_checkpoint(run_dir, "best") is None:
         which = "last"
     dtype = DTYPES[cfg.dtype]

@@ -7,8 +7,9 @@ import numpy as np
 from lm.config.recall import RecallConfig
 from lm.data.batchers import BPTTBatcher, LineBatcher, Lines, split_corpus
 from lm.data.labeled import TextBatcher, read_examples, subset, class_index
-from lm.diagnostics.recall import build_model, load_recall, recall_batch
-from lm.models.load import load_classifier, load_language_model
+from lm.diagnostics.recall import (build_model, check_task_memory, load_recall, recall_batch,
+                                   run_config)
+from lm.models.load import check_run_memory, load_classifier, load_language_model
 from lm.storage.checkpoint import read_json
 from lm.storage.run_dir import check_run_dir
 from lm.text.stream import load_corpus
@@ -33,15 +34,17 @@ def run_batch(run_dir, batch_size, length=None, which="best"):
     """
     kind = run_kind(run_dir)
     if kind == "recall":
-        model, cfg = load_recall(run_dir, which)
+        cfg = RecallConfig.from_dict(run_config(run_dir)["train"],
+                                     os.path.join(run_dir, "config.json"))
         length = cfg.length if length is None else length
+        model, cfg = load_recall(run_dir, which, batch_size, length + 1)
         return model, recall_batch(cfg, batch_size, length), \
             f"{batch_size} held-out recall sequences, distance {length}"
     if kind == "sentiment":
         if length is not None:
             raise ValueError("--length is for language-model and recall runs; a classifier "
                              "reads its texts whole")
-        model, vocab, config = load_classifier(run_dir, which)
+        model, vocab, config = load_classifier(run_dir, which, batch_size)
         data = config["data"]
         path = (data.get("paths") or {}).get("data") or (data.get("files") or {}).get("data")
         neg = (data.get("paths") or {}).get("neg") or None
@@ -53,9 +56,10 @@ def run_batch(run_dir, batch_size, length=None, which="best"):
         texts = subset(raw.texts, class_index(raw, data["classes"], path),
                        np.arange(len(raw)), vocab, data["drop_spaces"])
         longest = np.argsort(-texts.lengths, kind="stable")[:batch_size]
+        check_run_memory(run_dir, len(longest), int(texts.lengths.max()))
         batch = TextBatcher(texts, batch_size, shuffle=False).make_batch(longest)
         return model, batch, f"the {len(longest)} longest texts of {path}"
-    model, vocab, cfg = load_language_model(run_dir, which)
+    model, vocab, cfg = load_language_model(run_dir, which, batch_size, length or 1)
     meta = read_json(os.path.join(run_dir, "config.json"))
     path = meta.get("data", {}).get("path")
     if not isinstance(path, str) or not os.path.isfile(path):
@@ -69,9 +73,11 @@ def run_batch(run_dir, batch_size, length=None, which="best"):
         batcher = LineBatcher(val, batch_size, shuffle=False, bos_id=vocab.bos_id,
                               eos_id=vocab.eos_id)
         longest = np.argsort(-val.lengths, kind="stable")[:batch_size]
+        check_run_memory(run_dir, len(longest), int(val.lengths.max()) + 1)
         return model, batcher.make_batch(longest), \
             f"the {len(longest)} longest validation lines of {path}"
     T = cfg.seq_length if length is None else length
+    check_run_memory(run_dir, batch_size, T)
     batcher = BPTTBatcher(val, batch_size, T)
     if batcher.note:
         raise ValueError(f"the validation text of {path} is too short for --batch_size "
@@ -84,7 +90,9 @@ def fresh_models(cells, length, batch_size, seed=0, forget_bias=1.0):
     """[(cell, freshly initialised recall model)] and one recall batch at distance `length`."""
     models = []
     for cell in cells:
-        cfg = RecallConfig(cell=cell, length=length, seed=seed, forget_bias=forget_bias).validate()
+        cfg = RecallConfig(cell=cell, length=length, seed=seed, forget_bias=forget_bias,
+                           batch_size=batch_size).validate()
+        check_task_memory(cfg)
         models.append((cell, build_model(cfg, np.random.default_rng([seed, 2])).eval()))
     batch = recall_batch(cfg, batch_size, length)
     return models, batch, f"{batch_size} recall sequences, distance {length}"
