@@ -187,3 +187,15 @@ def test_bad_input_about_runs(runs, tmp_path):
                                       tmp_path), "corpus", "not there")
     finally:
         (runs / "gone.txt").rename(runs / "c.txt")
+
+
+def test_help_opens_with_each_commands_own_text(tmp_path):
+    for command in ("gradients", "recall"):
+        proc = run_module("lm.diagnose", [command, "--help"], tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        first = proc.stdout.splitlines()[:2]
+        assert first[0] == "NAME" and first[1].strip().startswith(
+            f"python -m lm.diagnose {command} - "), first
+    from lm.diagnose import recall
+
+    assert "  length: distance: noise steps between" in recall.__doc__  # the field's comment
