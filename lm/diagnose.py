@@ -93,11 +93,13 @@ def ratio_lines(label, norms):
 
 
 def _png_path(out, default):
+    """The figure's path: a .png name where nothing but a PNG image is replaced."""
+    from lm.training.curves import check_png_target
+
     path = default if out is None else check_str("out", out)
     if not path.lower().endswith(".png"):
         raise ValueError(f"--out must name a .png file, got {path!r}")
-    if os.path.isdir(path):
-        raise ValueError(f"--out {path} is a directory")
+    check_png_target(path)
     return path
 
 

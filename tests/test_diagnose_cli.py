@@ -158,7 +158,8 @@ def test_ctrl_c_saves_and_exits_130(tmp_path):
     (["gradients", "--cell", "tanh"], ["--cell", "lstm"]),
     (["gradients", "--length", "0"], ["--length"]),
     (["gradients", "--out", "g.txt"], ["--out", ".png"]),
-    (["gradients", "--out", "adir.png"], ["directory"]),
+    (["gradients", "--out", "adir.png"], ["not a file"]),
+    (["gradients", "--out", "notes.png"], ["not a PNG image"]),
     (["gradients", "--lenght", "5"], ["unknown flag --lenght", "--length?"]),
     (["gradients", "--checkpoint", "nowhere"], ["nowhere", "does not exist"]),
     (["gradients", "--checkpoint", "empty"], ["holds no checkpoint"]),
@@ -171,6 +172,7 @@ def test_ctrl_c_saves_and_exits_130(tmp_path):
 ])
 def test_bad_input_is_one_line_exit_2(runs, tmp_path, args, fragments):
     (tmp_path / "adir.png").mkdir()
+    (tmp_path / "notes.png").write_text("my notes")
     (tmp_path / "empty").mkdir()
     os.symlink(runs / "recall", tmp_path / "r")
     assert_clean_error(run_module("lm.diagnose", args, tmp_path), *fragments)
