@@ -384,3 +384,28 @@ def test_pytorch_adaptive_language_model_matches_lm_pieces():
     with torch.no_grad():
         want = tm(torch.from_numpy(ids))[0].numpy()
     np.testing.assert_allclose(layer.log_prob(h), want, atol=1e-5, rtol=0)
+
+
+def test_recall_runs_export_as_classifiers(tmp_path):
+    """The recall task's model is the classifier (last-step pooling): same keys, same scores."""
+    torch = _torch()
+    from lm.interop import torch_model
+    from lm.interop.files import save_torch_layout
+    import safetensors.numpy
+
+    m = SentimentClassifier.build(17, 6, 5, cell="lstm", pool="last", num_classes=8,
+                                  rng=np.random.default_rng(0)).eval()
+    config = {"kind": "recall", "model": m.config(), "train": {},
+              "data": {"classes": list("ABCDEFGH")}}
+    vocab = {"format": "lm.vocab", "version": 1, "level": "char", "lowercase": False,
+             "specials": ["<unk>"], "itos": ["<unk>"] + list("ABCDEFGHabcdefgh")}
+    state = torch_layout.to_torch("recall", m)
+    assert sorted(state) == sorted(torch_layout.to_torch("sentiment", m))
+    path = tmp_path / "r.safetensors"
+    save_torch_layout(path, lambda meta: safetensors.numpy.save(state, metadata=meta), config,
+                      vocab)
+    model = torch_model.from_file(path)
+    ids = np.random.default_rng(3).integers(0, 17, (4, 7))
+    with torch.no_grad():
+        got = model(torch.from_numpy(ids)).numpy()
+    np.testing.assert_allclose(got, m.forward(ids), atol=1e-5, rtol=0)

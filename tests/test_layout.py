@@ -120,7 +120,9 @@ def test_every_cli_help_starts_with_its_own_text(tmp_path):
 
     for module, args in [("lm.train", []), ("lm.sample", []), ("lm.evaluate", []),
                          ("lm.plot", []), ("lm.sentiment", ["train"]),
-                         ("lm.sentiment", ["predict"]), ("lm.sentiment", ["evaluate"])]:
+                         ("lm.sentiment", ["predict"]), ("lm.sentiment", ["evaluate"]),
+                         ("lm.export", []), ("lm.import_torch", []),
+                         ("lm.diagnose", ["gradients"]), ("lm.diagnose", ["recall"])]:
         proc = run_module(module, [*args, "--help"], tmp_path)
         assert proc.returncode == 0, proc.stderr
         assert "INFO" not in proc.stdout + proc.stderr

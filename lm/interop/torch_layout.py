@@ -232,6 +232,9 @@ def layout(kind):
 register("language_model", LanguageModelRNN.from_config, lm_to_torch, lm_from_torch)
 register("sentiment", SentimentClassifier.from_config, classifier_to_torch,
          classifier_from_torch)
+# The recall task's model is the classifier (last-step pooling): the same layout.
+register("recall", SentimentClassifier.from_config, classifier_to_torch,
+         classifier_from_torch)
 
 
 def to_torch(kind, model):

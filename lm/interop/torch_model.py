@@ -29,7 +29,7 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-KINDS = {"language_model": "LanguageModel", "sentiment": "Classifier"}
+KINDS = {"language_model": "LanguageModel", "sentiment": "Classifier", "recall": "Classifier"}
 
 
 def module_class(kind):
