@@ -35,7 +35,8 @@ the gradient reaching h_t from step t+1, dc_t likewise):
 """
 import numpy as np
 
-from .recurrent import Recurrent, exp_tanh, scaled_transpose, sigmoid, tanh_, tanh_input_scale
+from .recurrent import (Recurrent, exp_sigmoid, exp_tanh, scaled_tanh, scaled_transpose, sigmoid, tanh_,
+                        tanh_input_scale)
 
 
 def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
@@ -86,11 +87,9 @@ def exp_gates(scaled_a, out):
         np.divide(1, ifo, out=ifo)     # sigmoid(a) = 1 / (1 + exp(-a))
         np.divide(2, g, out=g)
         g -= 1                         # tanh(a) = 2 / (1 + exp(-2a)) - 1
-    else:  # float64: the same sigmoid, and np.tanh (precise near 0); the scale of g is 1
-        np.exp(scaled_a[:3 * H], out=ifo)
-        ifo += 1
-        np.divide(1, ifo, out=ifo)
-        np.tanh(scaled_a[3 * H:], out=g)
+    else:  # float64: the same sigmoid, and np.tanh (precise near 0)
+        exp_sigmoid(scaled_a[:3 * H], out=ifo)
+        scaled_tanh(scaled_a[3 * H:], out=g)
     return out
 
 
