@@ -9,8 +9,10 @@ temporary package); the new side is this tree. Each config of `benchmark.py --su
 train` (bench_train.TRAIN_CONFIGS) gets two language models with the same weights,
 identical but for the recurrent layer's code, and their training steps (loss, clip, Adam)
 take turns, the order swapped every round, on one BLAS thread. Before timing, one step of
-each must give bit-identical loss and gradients. Printed per config: the median step time
-of each side and new/old speed (median old time / median new time, so > 1 is faster),
+each must give bit-identical loss and gradients. Steps are timed on this process's CPU
+time by default (one BLAS thread: the time our thread ran; --clock wall for elapsed time),
+which on a machine loaded by other jobs leaves out the time they hold the core, though not
+their effect on the caches. Printed per config: the median step time of each side and new/old speed (median old time / median new time, so > 1 is faster),
 with the median of the per-round ratios beside it (robust to load that drifts).
 """
 import argparse
@@ -89,9 +91,12 @@ def identical(cfg, package):
     return all(np.array_equal(new.grads[k], old.grads[k]) for k in new.grads)
 
 
-def alternate(runs, repeats, warmup):
+CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
+
+
+def alternate(runs, repeats, warmup, clock=time.process_time):
     """runs: {name: callable}; each round calls all of them, the order reversed every
-    other round. Returns {name: [seconds per round]}."""
+    other round. Returns {name: [seconds per round]} on `clock`."""
     names = list(runs)
     for _ in range(warmup):
         for name in names:
@@ -99,9 +104,9 @@ def alternate(runs, repeats, warmup):
     times = {name: [] for name in names}
     for r in range(repeats):
         for name in (names if r % 2 == 0 else names[::-1]):
-            start = time.perf_counter()
+            start = clock()
             runs[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return times
 
 
@@ -111,6 +116,9 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=15, help="alternations (median; default 15, at least 5)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps of each side first")
     ap.add_argument("--configs", default="", help="only configs whose name contains this text")
+    ap.add_argument("--clock", default="cpu", choices=sorted(CLOCKS),
+                    help="cpu: this process's CPU time (default; on a loaded machine it leaves out "
+                         "the time other jobs hold the core), wall: elapsed time")
     args = ap.parse_args(argv)
     if args.repeats < 5 or args.warmup < 0:
         ap.error("--repeats must be at least 5 and --warmup at least 0")
@@ -123,13 +131,13 @@ def main(argv=None):
         except subprocess.CalledProcessError as e:
             sys.exit(f"error: cannot read lm/layers at {args.rev!r}: {e.stderr.decode().strip()}")
         print(f"old: lm/layers at {args.rev}; new: this tree. One BLAS thread, whole training "
-              f"steps, median of {args.repeats} alternations after {args.warmup} warm-up. "
+              f"steps, {args.clock} time, median of {args.repeats} alternations after {args.warmup} warm-up. "
               f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.", flush=True)
         rows = []
         for cfg in configs:
             same = identical(cfg, package)
             times = alternate({"old": train_run(cfg, package)[0], "new": train_run(cfg)[0]},
-                              args.repeats, args.warmup)
+                              args.repeats, args.warmup, CLOCKS[args.clock])
             old, new = statistics.median(times["old"]), statistics.median(times["new"])
             paired = statistics.median(o / n for o, n in zip(times["old"], times["new"]))
             rows.append((cfg[0], old, new, old / new, paired, same))
