@@ -11,27 +11,31 @@ One step, x_t (N, D), h and c (N, H), gate blocks of width H in order i, f, o, g
 `LSTM.forward`/`LSTM.backward` compute the same for a whole sequence, with four tricks,
 each a named helper (tests/test_step_chain.py checks them against the step chain):
 
-- Feature-major arrays, (features, N): (1) becomes W^T [h; x; 1], a (4H, H + D + 1) @
-  (H + D + 1, N) product, which BLAS runs faster than (N, H) @ (H, 4H) at N = 32-64,
-  and each gate block a[k*H:(k+1)*H] is contiguous.
+- Feature-major arrays, (features, N), everything transposed: (1) becomes
+  a_t^T = [Wh; Wx; b]^T [h_{t-1}; x_t; 1], a (4H, H + D + 1) @ (H + D + 1, N) product,
+  which BLAS runs faster than (N, H) @ (H, 4H) at N = 32-64, and each gate block
+  a[k*H:(k+1)*H] is contiguous.
 - Stacked inputs (`_stacked_inputs`): column t of one (H + D + 1, T + 1, N) array holds
-  [h_{t-1}; x_t; 1], so (1) is one product with W^T = [Wh; Wx; b]^T (the 1 adds b), and
-  backward gets dWh, dWx and db from one product over all steps.
-- Scaled weights (`_scaled_weights`): the rows of W^T are multiplied by -1 (i, f, o) and
-  by -2 (g; 1 in float64), exact in floating point, so the product gives -a_ifo and
-  -2 a_g, the arguments the exp-based gates need, with no extra pass.
+  [h_{t-1}; x_t; 1], so (1) is one product (the 1 adds b), and backward gets dWh, dWx
+  and db from one product over all steps. A wide input (D + 1 > H/2) is instead
+  projected for all steps before the loop, and each step adds Wh^T h_{t-1}.
+- Scaled weights (`_scaled_weights`, `gate_scale`): the rows of [Wh; Wx; b]^T are
+  multiplied by -1 (i, f, o) and by -2 (g; 1 in float64), exact in floating point, so
+  the product gives -a_ifo and -2 a_g, the arguments the exp-based gates need, with no
+  extra pass.
 - Exp-based gates (`exp_gates`): sigmoid(a) = 1 / (1 + exp(-a)) and tanh(a) =
   2 / (1 + exp(-2a)) - 1, one exp over the whole (4H, N) block (see recurrent.py: numpy's
   float32 tanh is slow; float64 keeps np.tanh).
 
-Backward, per step from the last (d = gradient of the loss; dh_t = upstream dh at t plus
-the gradient reaching h_t from step t+1, dc_t likewise):
+Backward, per step from the last, in the notation of (1)-(4); dh_t and dc_t are the whole
+gradients at h_t and c_t: from above at step t plus what step t+1 sends back.
 
-    (4) do = dh_t * tanh(c_t);  dc_t += dh_t * o * (1 - tanh(c_t)^2)
-    (3) di = dc_t * g;  df = dc_t * c_{t-1};  dg = dc_t * i;  dc reaching c_{t-1} = dc_t * f
-    (2) da = [di, df, do] * s (1 - s) for s = i, f, o;  dg * (1 - g^2)
-    (1) dh reaching h_{t-1} = da Wh^T;  after the loop: [dWh; dWx; db] = sum_t [h_{t-1}; x_t; 1] da_t,
-        dx_t = da_t Wx^T, one product each over all steps.
+    (4) do = dh_t * tanh(c_t);  dc_t = (sent by step t+1) + dh_t * o * (1 - tanh(c_t)^2)
+    (3) di = dc_t * g;  df = dc_t * c_{t-1};  dg = dc_t * i;  sent to c_{t-1}: dc_t * f
+    (2) da_t = [di, df, do] * s (1 - s) for s = i, f, o, and dg * (1 - g^2)
+        (`gate_derivatives`, from the cached gates)
+    (1) sent to h_{t-1}: da_t Wh^T;  after the loop, one product each over all steps:
+        [dWh; dWx; db] = sum_t [h_{t-1}; x_t; 1]^T da_t  and  dx_t = da_t Wx^T
 """
 import numpy as np
 
