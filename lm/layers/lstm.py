@@ -33,7 +33,7 @@ gradients at h_t and c_t: from above at step t plus what step t+1 sends back.
     (4) do = dh_t * tanh(c_t);  dc_t = (sent by step t+1) + dh_t * o * (1 - tanh(c_t)^2)
     (3) di = dc_t * g;  df = dc_t * c_{t-1};  dg = dc_t * i;  sent to c_{t-1}: dc_t * f
     (2) da_t = [di, df, do] * s (1 - s) for s = i, f, o, and dg * (1 - g^2)
-        (`gate_derivatives`, from the cached gates)
+        (`gates_backward`, from the cached gates)
     (1) sent to h_{t-1}: da_t Wh^T;  after the loop, one product each over all steps:
         [dWh; dWx; db] = sum_t [h_{t-1}; x_t; 1]^T da_t  and  dx_t = da_t Wx^T
 """
@@ -97,14 +97,19 @@ def exp_gates(scaled_a, out):
     return out
 
 
-def gate_derivatives(gates, out):
-    """out = the derivative of each gate's activation at its pre-activation, from the
-    gates [i; f; o; g] (4H, N) themselves: s (1 - s) for i, f, o and 1 - g^2 for g."""
+def gates_backward(dgates, gates, out):
+    """(2) backward: out = dL/da (4H, N) from dgates = dL/d[i; f; o; g] and the gates
+    [i; f; o; g] themselves (derivatives from cached outputs): dgates * s (1 - s) for
+    s = i, f, o and dgates * (1 - g^2) for g. Returns out."""
     H = gates.shape[0] // 4
-    np.subtract(1, gates[:3 * H], out=out[:3 * H])
-    out[:3 * H] *= gates[:3 * H]
-    np.multiply(gates[3 * H:], gates[3 * H:], out=out[3 * H:])
-    np.subtract(1, out[3 * H:], out=out[3 * H:])
+    s, g = gates[:3 * H], gates[3 * H:]
+    da_ifo, da_g = out[:3 * H], out[3 * H:]
+    np.subtract(1, s, out=da_ifo)
+    da_ifo *= s
+    da_ifo *= dgates[:3 * H]
+    np.multiply(g, g, out=da_g)
+    np.subtract(1, da_g, out=da_g)
+    da_g *= dgates[3 * H:]
     return out
 
 
@@ -223,13 +228,12 @@ class LSTM(Recurrent):
         # the pre-activation gradients of all steps, (4H, T, N), so that the weight
         # gradients are one product each; each step's is built contiguous in `da`
         da_all = self._buffer("da_all", (4 * H, T, N))
-        da = self._buffer("da", (4 * H, N))            # (2) dL/da_t of the current step
-        dgate = self._buffer("dgate", (4 * H, N))      # dL/d[i; f; o; g] of the current step
-        dact = self._buffer("dact", (4 * H, N))        # the gates' derivatives, `gate_derivatives`
+        da = self._buffer("da", (4 * H, N))            # dL/da_t of the current step
+        dgates = self._buffer("dgates", (4 * H, N))    # dL/d[i; f; o; g] of the current step
         dh_t = self._buffer("dh_t", (H, N))            # dL/dh_t, all paths
         dc_t = self._buffer("dc_t", (H, N))            # dL/dc_t, all paths
         dc_via_h = self._buffer("dc_via_h", (H, N))    # the part of dL/dc_t through h_t
-        di, df, do, dg = (dgate[k * H:(k + 1) * H] for k in range(4))
+        di, df, do, dg = (dgates[k * H:(k + 1) * H] for k in range(4))
         # the gradient flowing back along the recurrence: on entering step t it is what
         # reaches h_t (c_t) from step t+1; step t overwrites it with what reaches h_{t-1} (c_{t-1})
         dh_rec = np.zeros((H, N), dtype=self._dtype)
@@ -247,7 +251,7 @@ class LSTM(Recurrent):
             np.multiply(dc_t, cs[t], out=df)
             np.multiply(dc_t, i, out=dg)
             np.multiply(dc_t, f, out=dc_rec)
-            np.multiply(dgate, gate_derivatives(gates[t], out=dact), out=da)  # (2)
+            gates_backward(dgates, gates[t], out=da)   # (2)
             np.matmul(Wh, da, out=dh_rec)              # (1)
             da_all[:, t] = da
         dA = da_all.reshape(4 * H, T * N)
