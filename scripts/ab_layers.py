@@ -2,7 +2,7 @@
 
 Usage:
   python scripts/ab_layers.py --rev 7368a7e              # every train config, 15 alternations
-  python scripts/ab_layers.py --rev HEAD --repeats 9 --configs lstm
+  python scripts/ab_layers.py --rev HEAD --repeats 9 --passes 3 --configs lstm
 
 The old side is lm/layers as it stands at --rev (extracted with `git archive` into a
 temporary package); the new side is this tree. Each config of `benchmark.py --suite
@@ -114,14 +114,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rev", default="HEAD", help="git revision of the old code (default HEAD)")
     ap.add_argument("--repeats", type=int, default=15, help="alternations (median; default 15, at least 5)")
-    ap.add_argument("--warmup", type=int, default=2, help="untimed steps of each side first")
+    ap.add_argument("--passes", type=int, default=1,
+                    help="times the whole list of configs is run; a config's median is over all passes")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps of each side first (each pass)")
     ap.add_argument("--configs", default="", help="only configs whose name contains this text")
     ap.add_argument("--clock", default="cpu", choices=sorted(CLOCKS),
                     help="cpu: this process's CPU time (default; on a loaded machine it leaves out "
                          "the time other jobs hold the core), wall: elapsed time")
     args = ap.parse_args(argv)
-    if args.repeats < 5 or args.warmup < 0:
-        ap.error("--repeats must be at least 5 and --warmup at least 0")
+    if args.repeats < 5 or args.warmup < 0 or args.passes < 1:
+        ap.error("--repeats must be at least 5, --warmup at least 0 and --passes at least 1")
     configs = [c for c in TRAIN_CONFIGS if args.configs in c[0]]
     if not configs:
         ap.error(f"no config name contains {args.configs!r}")
@@ -131,18 +133,26 @@ def main(argv=None):
         except subprocess.CalledProcessError as e:
             sys.exit(f"error: cannot read lm/layers at {args.rev!r}: {e.stderr.decode().strip()}")
         print(f"old: lm/layers at {args.rev}; new: this tree. One BLAS thread, whole training "
-              f"steps, {args.clock} time, median of {args.repeats} alternations after {args.warmup} warm-up. "
+              f"steps, {args.clock} time, median of {args.passes} x {args.repeats} alternations "
+              f"after {args.warmup} warm-up. "
               f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs.", flush=True)
+        same = {cfg[0]: identical(cfg, package) for cfg in configs}
+        times = {cfg[0]: {"old": [], "new": []} for cfg in configs}
+        # several passes over all configs spread slow drifts of the load over every config
+        for p in range(args.passes):
+            for cfg in configs:
+                runs = {"old": train_run(cfg, package)[0], "new": train_run(cfg)[0]}
+                for side, ts in alternate(runs, args.repeats, args.warmup, CLOCKS[args.clock]).items():
+                    times[cfg[0]][side] += ts
+                del runs
         rows = []
         for cfg in configs:
-            same = identical(cfg, package)
-            times = alternate({"old": train_run(cfg, package)[0], "new": train_run(cfg)[0]},
-                              args.repeats, args.warmup, CLOCKS[args.clock])
-            old, new = statistics.median(times["old"]), statistics.median(times["new"])
-            paired = statistics.median(o / n for o, n in zip(times["old"], times["new"]))
-            rows.append((cfg[0], old, new, old / new, paired, same))
+            t = times[cfg[0]]
+            old, new = statistics.median(t["old"]), statistics.median(t["new"])
+            paired = statistics.median(o / n for o, n in zip(t["old"], t["new"]))
+            rows.append((cfg[0], old, new, old / new, paired, same[cfg[0]]))
             print(f"  {cfg[0]}: old {old * 1e3:.1f} ms, new {new * 1e3:.1f} ms, new/old speed "
-                  f"{old / new:.3f} (paired {paired:.3f}), identical numbers: {same}", flush=True)
+                  f"{old / new:.3f} (paired {paired:.3f}), identical numbers: {same[cfg[0]]}", flush=True)
     print("\n| train config | old ms/step | new ms/step | new/old speed | paired median | identical |")
     print("|---|---:|---:|---:|---:|---|")
     for name, old, new, ratio, paired, same in rows:
