@@ -91,8 +91,8 @@ class GRU(Recurrent):
         h_init, shared = self._initial(h0, N, "h0")
         Wx, Wh = self._scaled_weights()
         # Speed: the input projection of all steps is written into `gates`, and step t turns
-        # its row into r, z, n in place: a separate (T, N, 3H) array for the projection
-        # costs about 3% of a training step in memory traffic.
+        # its row into r, z, n in place, which saves a second (T, N, 3H) array and its
+        # memory traffic.
         gates = self._buffer("gates", (T, N, 3 * H))   # scaled x_t Wx + bx (+ bh_rz) -> r, z, n
         hw_n = self._buffer("hw_n", (T, N, H))         # h_{t-1} Wh_n + bh_n, for n and backward
         hs = self._buffer("hs", (T + 1, N, H))         # hs[0] = h0, hs[t+1] = h_t
