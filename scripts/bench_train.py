@@ -27,6 +27,7 @@ import numpy as np
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
+from lm.data.batch import Batch  # noqa: E402
 from lm.models.language_model import LanguageModelRNN  # noqa: E402
 from lm.training.optim import Adam, clip_grad_norm  # noqa: E402
 
@@ -72,10 +73,10 @@ def numpy_train_run(cfg):
     """A callable doing one lm training step on a fixed batch."""
     model = numpy_model(cfg)
     opt = Adam(model, lr=LR)
-    ids, targets = batch(cfg)
+    b = Batch(*batch(cfg))
 
     def run():
-        model.loss(ids, targets)
+        model.loss(b)
         clip_grad_norm(model.grads, CLIP)
         opt.step()
     return run

@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from lm.layers.recurrent import exp_sigmoid_, scaled_tanh_, tanh_, tanh_input_scale
+from lm.layers.lstm import exp_gates, gate_scale, gates_backward
+from lm.layers.recurrent import exp_sigmoid, exp_sigmoid_, scaled_tanh, scaled_tanh_, tanh_, tanh_input_scale
 from lm.layers.losses import temporal_softmax_loss
 from lm.training.optim import CHUNK, Adam
 
@@ -24,6 +25,26 @@ def test_exp_built_activations_match_numpy_in_float32():
     assert np.abs(s - 1 / (1 + np.exp(-x64))).max() < 1e-7
     assert np.abs(t - np.tanh(x64)).max() < 3e-7 and np.array_equal(t, t2)
     assert t[0] == -1 and t[-1] == 1 and s[0] == 0 and s[-1] == 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_gate_helpers_match_the_equations(dtype):
+    """exp_gates on the scaled pre-activations gives sigmoid/tanh of the plain ones, and
+    gates_backward multiplies by their derivatives; the out= helpers equal the in-place ones."""
+    H, N = 3, 5
+    a = np.random.default_rng(0).normal(0, 4, (4 * H, N)).astype(dtype)
+    dgates = np.random.default_rng(1).standard_normal((4 * H, N)).astype(dtype)
+    with np.errstate(over="ignore"):
+        gates = exp_gates(a * gate_scale(H, dtype)[:, None], out=np.empty_like(a))
+        assert np.array_equal(exp_sigmoid(-a, out=np.empty_like(a)), exp_sigmoid_(-a))
+        assert np.array_equal(scaled_tanh(2 * a, out=np.empty_like(a)), scaled_tanh_(2 * a))
+    a64 = a.astype(np.float64)
+    exact = np.concatenate([1 / (1 + np.exp(-a64[:3 * H])), np.tanh(a64[3 * H:])])
+    tol = 3e-7 if dtype == np.float32 else 1e-15
+    np.testing.assert_allclose(gates, exact, rtol=0, atol=tol)
+    slope = np.concatenate([exact[:3 * H] * (1 - exact[:3 * H]), 1 - exact[3 * H:] ** 2])
+    np.testing.assert_allclose(gates_backward(dgates, gates, out=np.empty_like(a)), dgates * slope,
+                               rtol=0, atol=10 * tol)
 
 
 def test_float64_tanh_keeps_relative_precision_near_zero():

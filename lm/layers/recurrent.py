@@ -28,22 +28,32 @@ def tanh_input_scale(dtype):
     return -2 if exp_tanh(dtype) else 1
 
 
+def exp_sigmoid(neg_a, out):
+    """out = sigmoid(a) = 1 / (1 + exp(-a)) from neg_a = -a (out may be neg_a); returns out."""
+    np.exp(neg_a, out=out)
+    out += 1
+    return np.divide(1, out, out=out)  # speed: numpy's divide is vectorised, its reciprocal is not
+
+
 def exp_sigmoid_(neg_a):
-    """In place: neg_a holding -a becomes sigmoid(a) = 1 / (1 + exp(-a)); returns it."""
-    np.exp(neg_a, out=neg_a)
-    neg_a += 1
-    return np.divide(1, neg_a, out=neg_a)  # speed: numpy's divide is vectorised, its reciprocal is not
+    """In place: neg_a holding -a becomes sigmoid(a); returns it."""
+    return exp_sigmoid(neg_a, out=neg_a)
+
+
+def scaled_tanh(a, out):
+    """out = tanh(x) from a = tanh_input_scale(dtype) * x (out may be a); returns out."""
+    if not exp_tanh(out.dtype):
+        return np.tanh(a, out=out)
+    np.exp(a, out=out)
+    out += 1
+    np.divide(2, out, out=out)
+    out -= 1                   # 2 / (1 + exp(-2x)) - 1
+    return out
 
 
 def scaled_tanh_(a):
     """In place: a holding tanh_input_scale(dtype) * x becomes tanh(x); returns it."""
-    if not exp_tanh(a.dtype):
-        return np.tanh(a, out=a)
-    np.exp(a, out=a)
-    a += 1
-    np.divide(2, a, out=a)
-    a -= 1                     # 2 / (1 + exp(-2x)) - 1
-    return a
+    return scaled_tanh(a, out=a)
 
 
 def tanh_(x, out):

@@ -1,7 +1,15 @@
-"""VanillaRNN: the tanh recurrent layer, one step at a time and over whole sequences."""
+"""VanillaRNN: the tanh recurrent layer, one step at a time and over whole sequences.
+
+One step: a_t = x_t Wx + h_{t-1} Wh + b;  h_t = tanh(a_t). `rnn_step_forward` and
+`rnn_step_backward` are the reference; `VanillaRNN.forward` projects the inputs of all
+steps before the loop (one product) and, in float32, takes tanh through one exp: the
+weights are scaled by -2 (`_scaled_weights`, exact) so the products give -2 a_t, what
+`scaled_tanh` takes (see recurrent.py). Backward: da_t = dh_t (1 - h_t^2), dh_{t-1} +=
+da_t Wh^T; the weight gradients are one product each over all steps after the loop.
+"""
 import numpy as np
 
-from .recurrent import Recurrent, scaled_tanh_, tanh_input_scale
+from .recurrent import Recurrent, scaled_tanh, tanh_input_scale
 
 
 def rnn_step_forward(x, prev_h, Wx, Wh, b):
@@ -40,6 +48,13 @@ class VanillaRNN(Recurrent):
         """dnext_h: (N, H) -> (dx, dprev_h, dWx, dWh, db); `grads` is left alone."""
         return rnn_step_backward(np.asarray(dnext_h, self._dtype), cache)
 
+    def _scaled_weights(self):
+        """Wx, Wh times tanh_input_scale (exactly: -2 in float32, 1 in float64) in work
+        arrays, so that the products give what `scaled_tanh` takes (see recurrent.py)."""
+        scale = tanh_input_scale(self._dtype)
+        return (self._scaled("Wx_scaled", self.params["Wx"], scale),
+                self._scaled("Wh_scaled", self.params["Wh"], scale))
+
     def forward(self, x, h0=None, mask=None):
         """x: (N, T, D); h0: None, (N, H) or (H,); mask: (N, T) bool or None.
 
@@ -49,23 +64,19 @@ class VanillaRNN(Recurrent):
         T, N, D = xt.shape
         H = self.hidden_dim
         h_init, shared = self._initial(h0, N, "h0")
-        # Speed: the weights are scaled (exactly) by tanh_input_scale, -2 in float32, so
-        # that `scaled_tanh_` can build tanh from one exp (see recurrent.py).
-        scale = tanh_input_scale(self._dtype)
-        Wx = self._scaled("Wx_scaled", self.params["Wx"], scale)
-        Wh = self._scaled("Wh_scaled", self.params["Wh"], scale)
-        hs = self._buffer("hs", (T + 1, N, H))  # hs[0] = h0, hs[t+1] = h_t
-        hh = self._buffer("hh", (N, H))         # h_{t-1} Wh (scaled) of the current step
+        Wx, Wh = self._scaled_weights()
+        x_proj = self._buffer("x_proj", (T, N, H))   # scaled x_t Wx + b, every step
+        hs = self._buffer("hs", (T + 1, N, H))       # hs[0] = h0, hs[t+1] = h_t
+        a = self._buffer("a", (N, H))                # scaled pre-activation of the current step
         hs[0] = h_init
-        # the input projection of all steps in one product, written straight into hs
-        np.matmul(xt.reshape(T * N, D), Wx, out=hs[1:].reshape(T * N, H))
-        hs[1:] += self.params["b"] * scale
+        # the input projection of all steps in one product, before the loop
+        np.matmul(xt.reshape(T * N, D), Wx, out=x_proj.reshape(T * N, H))
+        x_proj += self.params["b"] * tanh_input_scale(self._dtype)
         with np.errstate(over="ignore"):  # exp overflowing to inf gives the right limit -1
             for t in range(T):
-                a = hs[t + 1]                   # holds x_t Wx + b (scaled)
-                np.matmul(hs[t], Wh, out=hh)
-                a += hh
-                scaled_tanh_(a)                 # h_t = tanh(x_t Wx + h_{t-1} Wh + b)
+                np.matmul(hs[t], Wh, out=a)
+                a += x_proj[t]
+                scaled_tanh(a, out=hs[t + 1])   # h_t = tanh(x_t Wx + h_{t-1} Wh + b)
         self._cache = (xt, hs, mask, shared)
         self.final_state = (self._final(hs, lengths),)
         return self._outputs(hs, mask)
@@ -80,19 +91,22 @@ class VanillaRNN(Recurrent):
         H = self.hidden_dim
         dh = self._upstream(dh, (N, T, H), mask)
         Wx, Wh = self.params["Wx"], self.params["Wh"]
-        da = self._buffer("da", (T, N, H))      # gradient of the pre-activations
-        tmp = self._buffer("tmp", (N, H))
-        dnext = np.zeros((N, H), dtype=self._dtype)  # gradient reaching h_t from step t+1
+        da = self._buffer("da", (T, N, H))      # dL/da_t of every step (a_t: the pre-activation)
+        dh_t = self._buffer("dh_t", (N, H))     # dL/dh_t, all paths
+        dtanh = self._buffer("dtanh", (N, H))   # tanh'(a_t) = 1 - h_t^2, from the cached output
+        # the gradient flowing back along the recurrence: on entering step t it is what
+        # reaches h_t from step t+1; step t overwrites it with what reaches h_{t-1}
+        dh_rec = np.zeros((N, H), dtype=self._dtype)
         for t in range(T - 1, -1, -1):
-            np.add(dh[:, t], dnext, out=da[t])
-            np.multiply(hs[t + 1], hs[t + 1], out=tmp)  # tanh' = 1 - h_t^2
-            np.subtract(1, tmp, out=tmp)
-            da[t] *= tmp
-            np.matmul(da[t], Wh.T, out=dnext)
+            np.add(dh[:, t], dh_rec, out=dh_t)
+            np.multiply(hs[t + 1], hs[t + 1], out=dtanh)
+            np.subtract(1, dtanh, out=dtanh)
+            np.multiply(dh_t, dtanh, out=da[t])
+            np.matmul(da[t], Wh.T, out=dh_rec)
         dA = da.reshape(T * N, H)
         # weight gradients: one product each over all steps
         self.grads["Wx"] += xt.reshape(T * N, D).T @ dA
         self.grads["Wh"] += hs[:-1].reshape(T * N, H).T @ dA
         self.grads["b"] += dA.sum(axis=0)
         dx = self._input_grad((dA @ Wx.T).reshape(T, N, D))
-        return dx, self._initial_grad(dnext, shared)
+        return dx, self._initial_grad(dh_rec, shared)
