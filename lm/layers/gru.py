@@ -102,8 +102,9 @@ class GRU(Recurrent):
         self.final_state = (self._final(hs, lengths),)
         return self._outputs(hs, mask)
 
-    def backward(self, dh):
-        """dh: (N, T, H) -> (dx (N, T, D), dh0 ((N, H), or (H,) if h0 was shared)).
+    def backward(self, dh, dfinal=None):
+        """dh: (N, T, H) or None (zeros) -> (dx (N, T, D), dh0 ((N, H), or (H,) if h0
+        was shared)). dfinal: None or (dh_final (N, H),), a gradient on `final_state`.
 
         Adds dWx, dWh, dbx, dbh into `grads`.
         """
@@ -118,7 +119,10 @@ class GRU(Recurrent):
         tmp = self._buffer("tmp", (N, H))
         dsig = self._buffer("dsig", (N, 2 * H))
         dnext = np.zeros((N, H), dtype=self._dtype)  # reaches h_t from step t+1
+        fin = self._final_grad(dfinal, N, T, mask)
         for t in range(T - 1, -1, -1):
+            if fin:
+                fin.add(t, dnext)
             rz = gates[t, :, :2 * H]
             r, z, n = (gates[t, :, k * H:(k + 1) * H] for k in range(3))
             da = dah[t]
@@ -139,6 +143,8 @@ class GRU(Recurrent):
             da[:, :2 * H] *= dsig
             np.matmul(da, Wh.T, out=dnext)
             dnext += np.multiply(dht, z, out=tmp)       # dh_{t-1} = dht z + da Wh^T
+        if fin:
+            fin.add(-1, dnext)
         dAh = dah.reshape(T * N, 3 * H)
         dAn = dan.reshape(T * N, H)
         X = xt.reshape(T * N, D)

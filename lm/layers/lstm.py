@@ -137,8 +137,10 @@ class LSTM(Recurrent):
                             self._final(cs.transpose(0, 2, 1), lengths))
         return self._outputs(hs_tnh, mask)
 
-    def backward(self, dh):
-        """dh: (N, T, H) -> (dx (N, T, D), dh0); the gradient of c0 is left in `self.dc0`.
+    def backward(self, dh, dfinal=None):
+        """dh: (N, T, H) or None (zeros) -> (dx (N, T, D), dh0); the gradient of c0 is
+        left in `self.dc0`. dfinal: None or (dh_final, dc_final), each (N, H) or None, a
+        gradient on `final_state`.
 
         dh0 and dc0 are (N, H), or (H,) where the initial state was shared. Adds dWx, dWh,
         db into `grads`.
@@ -162,7 +164,10 @@ class LSTM(Recurrent):
         di, df, do, dg = da[:H], da[H:2 * H], da[2 * H:3 * H], da[3 * H:]
         dnext_h = np.zeros((H, N), dtype=self._dtype)  # reaches h_t from step t+1
         dnext_c = np.zeros((H, N), dtype=self._dtype)  # reaches c_t from step t+1
+        fin = self._final_grad(dfinal, N, T, mask, feature_major=True)
         for t in range(T - 1, -1, -1):
+            if fin:
+                fin.add(t, dnext_h, dnext_c)
             ifo = gates[t, :3 * H]
             i, f, o, g = gates[t, :H], gates[t, H:2 * H], gates[t, 2 * H:3 * H], gates[t, 3 * H:]
             np.add(dhs[t], dnext_h, out=dht)
@@ -186,6 +191,8 @@ class LSTM(Recurrent):
             dg *= tmp
             np.matmul(Wh, da, out=dnext_h)             # dh_{t-1} = Wh da_t
             dgates[:, t] = da
+        if fin:
+            fin.add(-1, dnext_h, dnext_c)
         dA = dgates.reshape(4 * H, T * N)
         # the weight gradients of all steps in one product, [dWh; dWx; db] = hx dA^T
         # (hx's row of ones gives db)

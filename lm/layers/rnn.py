@@ -70,8 +70,9 @@ class VanillaRNN(Recurrent):
         self.final_state = (self._final(hs, lengths),)
         return self._outputs(hs, mask)
 
-    def backward(self, dh):
-        """dh: (N, T, H) -> (dx (N, T, D), dh0 ((N, H), or (H,) if h0 was shared)).
+    def backward(self, dh, dfinal=None):
+        """dh: (N, T, H) or None (zeros) -> (dx (N, T, D), dh0 ((N, H), or (H,) if h0
+        was shared)). dfinal: None or (dh_final (N, H),), a gradient on `final_state`.
 
         Adds dWx, dWh, db into `grads`.
         """
@@ -83,12 +84,17 @@ class VanillaRNN(Recurrent):
         da = self._buffer("da", (T, N, H))      # gradient of the pre-activations
         tmp = self._buffer("tmp", (N, H))
         dnext = np.zeros((N, H), dtype=self._dtype)  # gradient reaching h_t from step t+1
+        fin = self._final_grad(dfinal, N, T, mask)
         for t in range(T - 1, -1, -1):
+            if fin:
+                fin.add(t, dnext)
             np.add(dh[:, t], dnext, out=da[t])
             np.multiply(hs[t + 1], hs[t + 1], out=tmp)  # tanh' = 1 - h_t^2
             np.subtract(1, tmp, out=tmp)
             da[t] *= tmp
             np.matmul(da[t], Wh.T, out=dnext)
+        if fin:
+            fin.add(-1, dnext)
         dA = da.reshape(T * N, H)
         # weight gradients: one product each over all steps
         self.grads["Wx"] += xt.reshape(T * N, D).T @ dA
