@@ -77,8 +77,8 @@ train = config_command(Seq2SeqConfig, run_train, TRAIN_SUMMARY, positional=("dat
 
 
 _CLI_ARGV = None  # the command line, when run as `python -m lm.seq2seq` (see main)
-_SWITCHES = {"bidirectional", "reverse", "resume", "nobidirectional", "noreverse",
-             "noresume"}
+_SWITCHES = {"bidirectional", "reverse", "feed_state", "resume", "nobidirectional",
+             "noreverse", "nofeed_state", "noresume"}
 
 
 def _raw_positionals(count):
@@ -229,7 +229,8 @@ def main(argv=None):
         return
     if command not in COMMANDS:
         what = "no command given" if command is None else f"unknown command {command!r}"
-        print(f"error: {what}; choose train, predict or evaluate\n{USAGE}", file=sys.stderr)
+        print(f"error: {what}; choose train, predict or evaluate (python -m lm.seq2seq --help)",
+              file=sys.stderr)
         sys.exit(2)
     run_cli(COMMANDS[command], _CLI_ARGV[1:], command=command)
 

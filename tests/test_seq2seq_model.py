@@ -12,10 +12,11 @@ V, E, H = 7, 3, 3
 
 
 def make(cell="lstm", decoder_input="teacher", bidirectional=False, reverse=True, seed=0,
-         num_layers=1, dropout=0.0):
+         num_layers=1, dropout=0.0, feed_state=False):
     return Seq2Seq(V, E, H, cell=cell, num_layers=num_layers, bidirectional=bidirectional,
                    decoder_input=decoder_input, reverse=reverse, dropout=dropout,
-                   max_target_len=5, dtype=np.float64, rng=np.random.default_rng(seed))
+                   max_target_len=5, feed_state=feed_state, dtype=np.float64,
+                   rng=np.random.default_rng(seed))
 
 
 def batch(seed=1):
@@ -28,13 +29,14 @@ def batch(seed=1):
     return Batch(src, tgt, mask, tmask)
 
 
-CASES = [(c, d, False) for c in ("rnn", "gru", "lstm") for d in ("teacher", "repeat")] + \
-    [("lstm", "teacher", True), ("gru", "repeat", True)]
+CASES = [(c, d, False, False) for c in ("rnn", "gru", "lstm") for d in ("teacher", "repeat")] \
+    + [("lstm", "teacher", True, False), ("gru", "repeat", True, False),
+       ("lstm", "teacher", False, True), ("gru", "teacher", True, True)]
 
 
-@pytest.mark.parametrize("cell,dec,bi", CASES)
-def test_gradient_check_whole_model(cell, dec, bi):
-    model = make(cell, dec, bi, seed=2)
+@pytest.mark.parametrize("cell,dec,bi,feed", CASES)
+def test_gradient_check_whole_model(cell, dec, bi, feed):
+    model = make(cell, dec, bi, seed=2, feed_state=feed)
     b = batch()
     loss, report = model.loss(b)
     assert report["count"] == 6 and 0 <= report["correct"] <= 6
@@ -83,10 +85,10 @@ def test_reverse_inside_the_model_equals_hand_reversed_sources():
     assert np.allclose(sa, sr, atol=1e-12)
 
 
-@pytest.mark.parametrize("dec", ["teacher", "repeat"])
+@pytest.mark.parametrize("dec,feed", [("teacher", False), ("teacher", True), ("repeat", False)])
 @pytest.mark.parametrize("bi", [False, True])
-def test_greedy_decoding_agrees_with_the_forward_pass(dec, bi):
-    model = make("lstm", dec, bi, seed=6)
+def test_greedy_decoding_agrees_with_the_forward_pass(dec, feed, bi):
+    model = make("lstm", dec, bi, seed=6, feed_state=feed)
     b = batch()
     out = model.generate(b.inputs, b.mask, max_len=5)
     assert out.shape[0] == 3 and out.shape[1] <= 5
@@ -112,7 +114,8 @@ def test_top_k_one_is_greedy_and_sampling_is_seeded():
 
 
 def test_config_round_trip_and_refusals():
-    model = make("rnn", "repeat", True)
+    model = make("rnn", "teacher", True, feed_state=True)
+    assert model.params["dec.Wx"].shape == (E + 2 * H, 2 * H)
     again = Seq2Seq.from_config(model.config(), dtype=np.float64)
     assert again.config() == model.config()
     assert {k: v.shape for k, v in again.params.items()} == \

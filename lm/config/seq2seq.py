@@ -27,6 +27,7 @@ class Seq2SeqConfig:
     bidirectional: bool = False    # a bidirectional encoder (the decoder gets 2 * hidden_size units)
     decoder_input: str = "teacher"  # teacher (previous target token) or repeat (the encoder's state at every step)
     reverse: bool = True           # the model reads each source backwards (users never reverse)
+    feed_state: bool = False       # teacher: the decoder also reads the encoder's final state at every step
     embed_size: int = 32           # character embedding width (encoder and decoder)
     hidden_size: int = 128         # recurrent state width (per direction)
     num_layers: int = 1            # stacked encoder layers (the decoder starts from the top one)
@@ -59,7 +60,7 @@ class Seq2SeqConfig:
         c.decoder_input = check_choice("decoder_input", c.decoder_input, DECODER_INPUTS)
         c.dtype = check_choice("dtype", c.dtype, DTYPES)
         c.encoding_errors = check_choice("encoding_errors", c.encoding_errors, ENCODING_ERRORS)
-        for name in ("bidirectional", "reverse", "resume"):
+        for name in ("bidirectional", "reverse", "feed_state", "resume"):
             setattr(c, name, check_bool(name, getattr(c, name)))
         c.digits = check_int("digits", c.digits, 1, MAX_DIGITS)
         c.num_questions = check_int("num_questions", c.num_questions, 2, 10_000_000)

@@ -19,6 +19,7 @@ class Seq2Seq(Layer):
                  `reverse`), at each row's last valid step: (h,) or (h, c), each (N, Hd)
         z_t    = h of s_0 at every step             ("repeat", the RepeatVector design)
                | dec_embed(y_{t-1}), y_{-1} = <bos>  ("teacher": teacher forcing)
+               | [dec_embed(y_{t-1}); h of s_0]      ("teacher" with `feed_state`)
         d      = decoder(z, initial state s_0)       (N, T, Hd)
         scores = dropout(d) @ head.W + head.b        (N, T, V)
         loss   = mean over the valid target steps of CE(scores_t, y_t)
@@ -35,7 +36,8 @@ class Seq2Seq(Layer):
 
     def __init__(self, vocab_size, embed_size=32, hidden_size=128, cell="lstm", num_layers=1,
                  bidirectional=False, decoder_input="teacher", reverse=True, dropout=0.0,
-                 max_target_len=8, bos_id=1, eos_id=2, dtype=np.float32, rng=None):
+                 max_target_len=8, bos_id=1, eos_id=2, feed_state=False, dtype=np.float32,
+                 rng=None):
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"unknown cell {cell!r}; a seq2seq model needs a recurrent cell: "
@@ -45,6 +47,9 @@ class Seq2Seq(Layer):
                              f"{', '.join(choices.DECODER_INPUTS)}")
         rng = as_rng(rng)
         self.decoder_input, self.reverse = decoder_input, bool(reverse)
+        # the encoder's state as a second input at every step: teacher forcing only (it is
+        # the whole input of "repeat")
+        self.feed_state = bool(feed_state) and decoder_input == "teacher"
         self.max_target_len = _positive("max_target_len", max_target_len)
         self.bos_id, self.eos_id = int(bos_id), int(eos_id)
         self.encoder = self.add_child("", Encoder(vocab_size, embed_size, hidden_size, cell,
@@ -56,7 +61,7 @@ class Seq2Seq(Layer):
         if decoder_input == "teacher":
             self.dec_embed = self.add_child("dec_embed", Embedding(vocab_size, embed_size,
                                                                    dtype=dtype, rng=rng))
-            dec_in = embed_size
+            dec_in = embed_size + (self.encoder.output_size if self.feed_state else 0)
         else:
             self.dec_embed, dec_in = None, Hd
         self.dec = self.add_child("dec", CELLS[cell](dec_in, Hd, dtype=dtype, rng=rng))
@@ -71,7 +76,7 @@ class Seq2Seq(Layer):
                 "bidirectional": e.bidirectional, "decoder_input": self.decoder_input,
                 "reverse": self.reverse, "dropout": e.dropout,
                 "max_target_len": self.max_target_len, "bos_id": self.bos_id,
-                "eos_id": self.eos_id}
+                "eos_id": self.eos_id, "feed_state": self.feed_state}
 
     @classmethod
     def from_config(cls, d, dtype=np.float32, rng=None):
@@ -82,7 +87,8 @@ class Seq2Seq(Layer):
         missing = [k for k in keys if k not in d]
         if missing:
             raise ValueError(f"seq2seq config lacks {', '.join(missing)}")
-        return cls(**{k: d[k] for k in keys}, dtype=dtype, rng=rng)
+        return cls(**{k: d[k] for k in keys}, feed_state=bool(d.get("feed_state", False)),
+                   dtype=dtype, rng=rng)
 
     # ---- encoder ----
     def encode(self, ids, mask=None):
@@ -108,6 +114,8 @@ class Seq2Seq(Layer):
             prev[:, 0] = self.bos_id
             prev[:, 1:] = targets[:, :-1]
             z = self.dec_embed.forward(prev)                      # (N, T, E)
+            if self.feed_state:                                   # (N, T, E + Hd)
+                z = np.concatenate([z, np.repeat(s0[0][:, None, :], T, axis=1)], axis=2)
         else:
             z = np.repeat(s0[0][:, None, :], T, axis=1)           # (N, T, Hd)
         d = self.dec.forward(z, *s0, mask=target_mask)            # (N, T, Hd)
@@ -118,7 +126,10 @@ class Seq2Seq(Layer):
         dd = self.drop.backward(self.head.backward(dscores))
         dz, dh0 = self.dec.backward(dd)                           # dh0: (N, Hd)
         if self.decoder_input == "teacher":
-            self.dec_embed.backward(dz)
+            E = self.dec_embed.dim
+            self.dec_embed.backward(dz[:, :, :E])
+            if self.feed_state:
+                dh0 = dh0 + dz[:, :, E:].sum(axis=1)
         else:
             dh0 = dh0 + dz.sum(axis=1)      # the state fed at every step: its gradients add
         dfinal = (dh0, self.dec.dc0) if len(self.dec.state_names) == 2 else (dh0,)
@@ -186,7 +197,8 @@ class Seq2Seq(Layer):
         E = self.dec_embed.params["W"]
         prev = np.full(len(out), self.bos_id, dtype=np.int64)
         for t in range(L):
-            step = self.dec.step_forward(E[prev], *state)
+            x = np.concatenate([E[prev], s0[0]], axis=1) if self.feed_state else E[prev]
+            step = self.dec.step_forward(x, *state)
             state = tuple(step[:-1])
             yield state[0] @ W + b
             prev = out[:, t]

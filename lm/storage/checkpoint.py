@@ -73,7 +73,7 @@ def find_checkpoint(run_dir, which):
     return None
 
 # Types of the "model" fields of config.json that lm knows; others pass unchecked.
-_BOOL_FIELDS = ("tie_weights", "bidirectional", "reverse")
+_BOOL_FIELDS = ("tie_weights", "bidirectional", "reverse", "feed_state")
 _CHOICE_FIELDS = {"cell": choices.ENCODERS, "dtype": choices.DTYPES, "pool": choices.POOLS,
                   "decoder_input": choices.DECODER_INPUTS}
 _REQUIRED = {"language_model": ("vocab_size", "embed_size", "hidden_size", "cell"),

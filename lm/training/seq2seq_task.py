@@ -164,7 +164,7 @@ def setup(cfg, given=frozenset()):
     model = Seq2Seq(len(vocab), cfg.embed_size, cfg.hidden_size, cfg.cell, cfg.num_layers,
                     cfg.bidirectional, cfg.decoder_input, cfg.reverse, cfg.dropout,
                     max_target_len=max_len, bos_id=vocab.bos_id, eos_id=vocab.eos_id,
-                    dtype=DTYPES[cfg.dtype], rng=rng)
+                    feed_state=cfg.feed_state, dtype=DTYPES[cfg.dtype], rng=rng)
     splits = {"train": encode_pairs([pairs[i] for i in tr], vocab),
               "val": encode_pairs([pairs[i] for i in va], vocab)}
     optimizer = Adam(model, cfg.learning_rate)
