@@ -7,7 +7,7 @@ Each row is `python -m lm.seq2seq train` with the defaults (3 digits, 50,000 que
 45,000 train / 5,000 held out, LSTM 128, teacher forcing, reversed sources) and one
 change; it stops at 99% held-out exact match or at the time budget. The table (markdown,
 for the README) gives the epoch and the training minutes of the first evaluation at 99%
-(an evaluation after every epoch), or the best accuracy reached. Runs go to
+(an evaluation every 200 steps, 0.57 epoch), or the best accuracy reached. Runs go to
 --out_root/<row>; a row whose directory holds a finished run is read, not trained again.
 Rows run `--parallel` at a time, each with one BLAS thread: minutes depend on the load.
 """
@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 ROWS = {
     "default": ("LSTM, teacher forcing, reversed (the defaults)", []),
+    "nofeed": ("LSTM, teacher forcing without --feed_state, reversed", ["--nofeed_state"]),
     "repeat": ("LSTM, repeat (RepeatVector), reversed", ["--decoder_input", "repeat"]),
     "forward": ("LSTM, teacher forcing, not reversed", ["--noreverse"]),
     "gru": ("GRU, teacher forcing, reversed", ["--cell", "gru"]),

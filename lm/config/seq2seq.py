@@ -27,7 +27,7 @@ class Seq2SeqConfig:
     bidirectional: bool = False    # a bidirectional encoder (the decoder gets 2 * hidden_size units)
     decoder_input: str = "teacher"  # teacher (previous target token) or repeat (the encoder's state at every step)
     reverse: bool = True           # the model reads each source backwards (users never reverse)
-    feed_state: bool = False       # teacher: the decoder also reads the encoder's final state at every step
+    feed_state: bool = True        # teacher: the decoder also reads the encoder's final state at every step
     embed_size: int = 32           # character embedding width (encoder and decoder)
     hidden_size: int = 128         # recurrent state width (per direction)
     num_layers: int = 1            # stacked encoder layers (the decoder starts from the top one)
@@ -37,13 +37,13 @@ class Seq2SeqConfig:
     max_steps: int = 0             # stop after this many steps (0 = no limit)
     time_budget: float = 570.0     # stop after this many seconds of training, evaluate and save (0 = none)
     target_acc: float = 0.995      # stop once held-out exact-match accuracy reaches this (0 = never)
-    batch_size: int = 64           # pairs per step (grouped by length)
-    learning_rate: float = 3e-3    # Adam step size
+    batch_size: int = 128          # pairs per step (grouped by length)
+    learning_rate: float = 1e-2    # Adam step size
     grad_clip: float = 5.0         # clip the global gradient norm to this (0 = off)
     lr_decay: float = 0.5          # multiply the lr by this when validation stalls (1 = never)
-    patience: int = 2              # evaluations without improvement before lowering the lr
+    patience: int = 0              # evaluations without improvement before lowering the lr
     min_lr: float = 1e-4           # the lr is never lowered below this
-    eval_every: int = 0            # evaluate and save every this many steps (0 = after each epoch)
+    eval_every: int = 200          # evaluate and save every this many steps (0 = after each epoch)
     log_every: int = 50            # log the training loss to metrics.jsonl every this many steps (0 = off)
     # --- run directory ---
     out_dir: str = ""              # run directory (default checkpoints/seq2seq-<task>-<cell>)
