@@ -78,21 +78,29 @@ def test_pairs_file_train_predict_and_errors(tmp_path):
 def _cfg(out_dir, **kw):
     from lm.config.seq2seq import Seq2SeqConfig
 
-    base = dict(digits=2, num_questions=300, hidden_size=6, embed_size=4, batch_size=50,
-                eval_every=3, log_every=1, dtype="float64", out_dir=str(out_dir),
+    base = dict(digits=2, num_questions=120, hidden_size=6, embed_size=4, batch_size=20,
+                eval_every=2, log_every=1, dtype="float64", out_dir=str(out_dir),
                 time_budget=0, target_acc=0)
     base.update(kw)
     return Seq2SeqConfig(**base)
 
 
-def test_resume_is_exact(tmp_path):
+@pytest.fixture
+def no_curves(monkeypatch):
+    """In-process runs skip drawing curves.png (the CLI test above draws it)."""
+    from lm.training import trainer
+
+    monkeypatch.setattr(trainer, "redraw_curves", lambda run_dir, log: None)
+
+
+def test_resume_is_exact(tmp_path, no_curves):
     from lm.training.seq2seq_task import train
 
     quiet = dict(log=lambda s: None, progress=False)
-    train(_cfg(tmp_path / "whole", max_steps=10), **quiet)
-    train(_cfg(tmp_path / "part", max_steps=4), **quiet)
-    train(_cfg(tmp_path / "part", max_steps=10, resume=True), given={"max_steps", "resume",
-                                                                     "out_dir"}, **quiet)
+    train(_cfg(tmp_path / "whole", max_steps=7), **quiet)
+    train(_cfg(tmp_path / "part", max_steps=3), **quiet)
+    train(_cfg(tmp_path / "part", max_steps=7, resume=True), given={"max_steps", "resume",
+                                                                    "out_dir"}, **quiet)
     a = load_arrays(tmp_path / "whole" / "last.safetensors")
     b = load_arrays(tmp_path / "part" / "last.safetensors")
     for k in a:
@@ -104,7 +112,7 @@ def test_resume_is_exact(tmp_path):
                                                                         "train"))
 
 
-def test_training_stops_at_the_target_accuracy(tmp_path):
+def test_training_stops_at_the_target_accuracy(tmp_path, no_curves):
     from lm.training.seq2seq_task import train
 
     # 1-digit sums: 55 questions, learnt within a few hundred steps
@@ -114,3 +122,10 @@ def test_training_stops_at_the_target_accuracy(tmp_path):
                               dtype="float32"), log=lambda s: None, progress=False)
     assert result.reason == "target" and result.step < 3000
     assert best["val_acc"] == 1.0
+
+
+def test_train_help_comes_from_the_config(tmp_path):
+    p = run(["train", "--help"], tmp_path)
+    assert p.returncode == 0 and "INFO" not in p.stdout + p.stderr
+    assert p.stdout.splitlines()[1].strip().startswith("python -m lm.seq2seq train")
+    assert "target_acc: stop once held-out exact-match accuracy reaches this" in p.stdout

@@ -96,8 +96,8 @@ class Bidirectional(Layer):
             dhf, dhb = dh[:, :, :Hf], reverse_valid(dh[:, :, Hf:], lengths)
         fin_f = fin_b = None
         if dfinal is not None:
-            halves = [(None, None) if g is None else (np.asarray(g)[:, :Hf], np.asarray(g)[:, Hf:])
-                      for g in dfinal]
+            halves = [(None, None) if g is None else (g[:, :Hf], g[:, Hf:])
+                      for g in (None if g is None else np.asarray(g) for g in dfinal)]
             fin_f, fin_b = tuple(h[0] for h in halves), tuple(h[1] for h in halves)
         dxf, dh0f = self.fwd.backward(dhf, fin_f)
         dxb, dh0b = self.bwd.backward(dhb, fin_b)

@@ -1,4 +1,4 @@
-"""Seq2Seq: an encoder reads the source, a decoder started from its final state writes the target."""
+"""Seq2Seq: an encoder reads the source; a decoder started from its state writes the target."""
 import numpy as np
 
 from lm.config import choices

@@ -1,4 +1,5 @@
-"""Evaluation without gradients: a language model's held-out loss, a classifier's accuracy, a seq2seq model's exact matches.
+"""Evaluation without gradients: a language model's held-out loss, a classifier's accuracy,
+a sequence-to-sequence model's exact matches.
 
 `evaluate_loss` is the language model's validation (and `lm.evaluate`'s score): the mean
 negative log-likelihood per target token, in nats, with the hidden state carried across
