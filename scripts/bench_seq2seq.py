@@ -51,9 +51,9 @@ def summary(name, run_dir):
     last = evals[-1]
     per_epoch = last["elapsed"] / max(last["epoch"], 1e-9) / 60
     if hit:
-        return (f"| {label} | {hit['epoch']:g} | {hit['elapsed'] / 60:.1f} | "
+        return (f"| {label} | {hit['epoch']:.1f} | {hit['elapsed'] / 60:.1f} | "
                 f"{100 * hit['val_acc']:.2f}% | {per_epoch:.2f} |")
-    return (f"| {label} | not in {last['epoch']:g} | not in {last['elapsed'] / 60:.1f} | "
+    return (f"| {label} | not in {last['epoch']:.1f} | not in {last['elapsed'] / 60:.1f} | "
             f"{100 * best:.2f}% (best) | {per_epoch:.2f} |")
 
 
