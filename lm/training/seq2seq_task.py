@@ -81,7 +81,8 @@ class Seq2SeqTask:
                  + ("; sources reversed in the model" if c.reverse else ""),
                  f"vocab   {len(self.vocab)} characters (specials included)",
                  f"model   {c.cell}{' bidirectional' if c.bidirectional else ''} "
-                 f"{c.hidden_size}, decoder input {c.decoder_input}, "
+                 f"{c.hidden_size}, decoder input {c.decoder_input}"
+                 + (" + encoder state" if self.model.feed_state else "") + ", "
                  f"{self.model.num_params():,} parameters ({c.dtype})",
                  f"batch   {self.batcher.batch_size} pairs per step ({len(self.batcher)} steps "
                  f"per epoch); adam lr {self.optimizer.lr:.2e}",
