@@ -2,6 +2,9 @@
 
 CELLS = ("lstm", "gru", "rnn")              # recurrent cells (lm.models.encoder maps them to layers)
 ENCODERS = CELLS + ("bag",)                 # classifier encoders: a cell, or no recurrence
+DECODER_INPUTS = ("teacher", "repeat")     # seq2seq decoder input: previous target token, or
+                                            # the encoder's final state at every step
+SEQ2SEQ_TASKS = ("addition", "pairs")       # built-in addition questions, or a source<TAB>target file
 POOLS = ("mean", "max", "last")             # pooling of encoder states over a text's steps
 LEVELS = ("char", "word")                   # tokenisation level
 OPTIMIZERS = ("adam", "sgd")

@@ -75,8 +75,10 @@ class Bidirectional(Layer):
                                  for a, b in zip(self.fwd.final_state, self.bwd.final_state))
         return np.concatenate([hf, hb], axis=2)
 
-    def backward(self, dh):
-        """dh: (N, T, Hf + Hb) -> (dx (N, T, D), dh0).
+    def backward(self, dh, dfinal=None):
+        """dh: (N, T, Hf + Hb) or None (zeros) -> (dx (N, T, D), dh0). dfinal: None or a
+        tuple like `final_state` (both directions side by side, each (N, Hf + Hb) or None),
+        a gradient on the final state.
 
         dh0 is None when forward had no h0, else both directions' gradients side by side;
         for LSTMs `dc0` likewise. Adds into both layers' grads.
@@ -84,12 +86,21 @@ class Bidirectional(Layer):
         if self._cache is None:
             raise RuntimeError("Bidirectional.backward called before forward")
         lengths, had_h0, had_c0 = self._cache
-        dh = np.asarray(dh)
-        if dh.ndim != 3 or dh.shape[2] != self.hidden_dim:
-            raise ValueError(f"dh must have shape (N, T, {self.hidden_dim}), got {dh.shape}")
         Hf = self.fwd.hidden_dim
-        dxf, dh0f = self.fwd.backward(dh[:, :, :Hf])
-        dxb, dh0b = self.bwd.backward(reverse_valid(dh[:, :, Hf:], lengths))
+        if dh is None:
+            dhf = dhb = None
+        else:
+            dh = np.asarray(dh)
+            if dh.ndim != 3 or dh.shape[2] != self.hidden_dim:
+                raise ValueError(f"dh must have shape (N, T, {self.hidden_dim}), got {dh.shape}")
+            dhf, dhb = dh[:, :, :Hf], reverse_valid(dh[:, :, Hf:], lengths)
+        fin_f = fin_b = None
+        if dfinal is not None:
+            halves = [(None, None) if g is None else (g[:, :Hf], g[:, Hf:])
+                      for g in (None if g is None else np.asarray(g) for g in dfinal)]
+            fin_f, fin_b = tuple(h[0] for h in halves), tuple(h[1] for h in halves)
+        dxf, dh0f = self.fwd.backward(dhf, fin_f)
+        dxb, dh0b = self.bwd.backward(dhb, fin_b)
         dx = dxf + reverse_valid(dxb, lengths)
         dh0 = np.concatenate([dh0f, dh0b], axis=-1) if had_h0 else None
         self.dc0 = np.concatenate([self.fwd.dc0, self.bwd.dc0], axis=-1) if had_c0 else None

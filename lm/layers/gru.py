@@ -123,8 +123,9 @@ class GRU(Recurrent):
         self.final_state = (self._final(hs, lengths),)
         return self._outputs(hs, mask)
 
-    def backward(self, dh):
-        """dh: (N, T, H) -> (dx (N, T, D), dh0 ((N, H), or (H,) if h0 was shared)).
+    def backward(self, dh, dfinal=None):
+        """dh: (N, T, H) or None (zeros) -> (dx (N, T, D), dh0 ((N, H), or (H,) if h0
+        was shared)). dfinal: None or (dh_final (N, H),), a gradient on `final_state`.
 
         Adds dWx, dWh, dbx, dbh into `grads`.
         """
@@ -142,9 +143,13 @@ class GRU(Recurrent):
         dsig = self._buffer("dsig", (N, 2 * H))   # sigmoid' of r, z: s (1 - s)
         dh_direct = self._buffer("dh_direct", (N, H))  # dh_t z: the part of dL/dh_{t-1} past the gates
         # the gradient flowing back along the recurrence: on entering step t it is what
-        # reaches h_t from step t+1; step t overwrites it with what reaches h_{t-1}
+        # reaches h_t from step t+1 (plus dfinal where h_t is a row's final state); step t
+        # overwrites it with what reaches h_{t-1}
         dh_rec = np.zeros((N, H), dtype=self._dtype)
+        final = self._final_grad(dfinal, N, T, mask)
         for t in range(T - 1, -1, -1):
+            if final:
+                final.add(t, dh_rec)
             rz = gates[t, :, :2 * H]
             r, z, n = (gates[t, :, k * H:(k + 1) * H] for k in range(3))
             da = dah[t]
@@ -163,6 +168,8 @@ class GRU(Recurrent):
             np.multiply(dan[t], r, out=da[:, 2 * H:])      # at hw_n
             np.matmul(da, Wh.T, out=dh_rec)
             dh_rec += np.multiply(dh_t, z, out=dh_direct)  # dh_{t-1} = da Wh^T + dh_t z
+        if final:
+            final.add(-1, dh_rec)
         dAh = dah.reshape(T * N, 3 * H)
         dAn = dan.reshape(T * N, H)
         X = xt.reshape(T * N, D)

@@ -204,18 +204,21 @@ class LSTM(Recurrent):
                             self._final(cs.transpose(0, 2, 1), lengths))
         return self._outputs(hs_tnh, mask)
 
-    def _upstream_feature_major(self, dh, mask):
-        """dh (N, T, H), checked and zeroed at padding -> a work array (T, H, N)."""
-        N, T, H = dh.shape[0], dh.shape[1], self.hidden_dim
-        dh = self._upstream(dh, (N, T, H), mask)
+    def _upstream_feature_major(self, dh, shape, mask):
+        """dh (N, T, H) or None (zeros), checked and zeroed at padding -> a work array
+        (T, H, N)."""
+        N, T, H = shape
+        dh = self._upstream(dh, shape, mask)
         dh_tnh = self._buffer("dh_tnh", (T, N, H))
         dh_tnh[...] = dh.transpose(1, 0, 2)
         dh_thn = self._buffer("dh_thn", (T, H, N))
         dh_thn[...] = dh_tnh.transpose(0, 2, 1)        # speed: two copies beat one 3-D transpose
         return dh_thn
 
-    def backward(self, dh):
-        """dh: (N, T, H) -> (dx (N, T, D), dh0); the gradient of c0 is left in `self.dc0`.
+    def backward(self, dh, dfinal=None):
+        """dh: (N, T, H) or None (zeros) -> (dx (N, T, D), dh0); the gradient of c0 is
+        left in `self.dc0`. dfinal: None or (dh_final, dc_final), each (N, H) or None, a
+        gradient on `final_state`.
 
         dh0 and dc0 are (N, H), or (H,) where the initial state was shared. Adds dWx, dWh,
         db into `grads`.
@@ -223,7 +226,7 @@ class LSTM(Recurrent):
         hx1, gates, cs, tanh_cs, mask, h_shared, c_shared = self._check_cache()
         H = self.hidden_dim
         T, N = gates.shape[0], gates.shape[2]
-        dh_up = self._upstream_feature_major(dh, mask)  # (T, H, N): dh from above, per step
+        dh_up = self._upstream_feature_major(dh, (N, T, H), mask)  # (T, H, N): from above
         Wx, Wh = self.params["Wx"], self.params["Wh"]
         # the pre-activation gradients of all steps, (4H, T, N), so that the weight
         # gradients are one product each; each step's is built contiguous in `da`
@@ -235,10 +238,14 @@ class LSTM(Recurrent):
         dc_via_h = self._buffer("dc_via_h", (H, N))    # the part of dL/dc_t through h_t
         di, df, do, dg = (dgates[k * H:(k + 1) * H] for k in range(4))
         # the gradient flowing back along the recurrence: on entering step t it is what
-        # reaches h_t (c_t) from step t+1; step t overwrites it with what reaches h_{t-1} (c_{t-1})
+        # reaches h_t (c_t) from step t+1, plus dfinal where it is a row's final state; step
+        # t overwrites it with what reaches h_{t-1} (c_{t-1})
         dh_rec = np.zeros((H, N), dtype=self._dtype)
         dc_rec = np.zeros((H, N), dtype=self._dtype)
+        final = self._final_grad(dfinal, N, T, mask, feature_major=True)
         for t in range(T - 1, -1, -1):
+            if final:
+                final.add(t, dh_rec, dc_rec)
             i, f, o, g = (gates[t, k * H:(k + 1) * H] for k in range(4))
             np.add(dh_up[t], dh_rec, out=dh_t)
             np.multiply(dh_t, tanh_cs[t], out=do)      # (4)
@@ -254,6 +261,8 @@ class LSTM(Recurrent):
             gates_backward(dgates, gates[t], out=da)   # (2)
             np.matmul(Wh, da, out=dh_rec)              # (1)
             da_all[:, t] = da
+        if final:
+            final.add(-1, dh_rec, dc_rec)
         dA = da_all.reshape(4 * H, T * N)
         # (1) the weight gradients of all steps in one product: [dWh; dWx; db] = hx1 dA^T
         # (hx1's row of ones gives db)

@@ -222,13 +222,25 @@ class Recurrent(Layer):
         return states[lengths, np.arange(states.shape[1])]
 
     def _upstream(self, dh, shape, mask):
-        """Check dh (N, T, H) and zero it at padded steps (their outputs are constant zero)."""
+        """Check dh (N, T, H) and zero it at padded steps (their outputs are constant zero).
+
+        dh None: no gradient on the outputs (only on the final state), zeros.
+        """
+        if dh is None:
+            return np.zeros(shape, dtype=self._dtype)
         dh = np.asarray(dh)
         if dh.shape != shape:
             raise ValueError(f"dh must have shape {shape} like the forward output, got {dh.shape}")
         if mask is not None:
             dh = np.where(mask[:, :, None], dh, 0)
         return dh.astype(self._dtype, copy=False)
+
+    def _final_grad(self, dfinal, N, T, mask, feature_major=False):
+        """A FinalStateGrad for `dfinal` (None when there is no gradient on the final state)."""
+        if dfinal is None or all(g is None for g in dfinal):
+            return None
+        return FinalStateGrad(dfinal, self.state_names, N, T, self.hidden_dim, mask,
+                              self._dtype, feature_major)
 
     @staticmethod
     def _input_grad(dxt):
@@ -244,3 +256,49 @@ class Recurrent(Layer):
         if self._cache is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before forward")
         return self._cache
+
+
+class FinalStateGrad:
+    """Gradients on a layer's `final_state`, added to the backward pass where each row's
+    final state was taken: at its last valid step (step T-1 with no mask; before step 0,
+    i.e. onto the initial state, for a row with no valid step).
+
+    dfinal: a tuple like `final_state`, (dh_T,) or (dh_T, dc_T), each (N, H) or None.
+    In the backward loop, `add(t, dnext_h[, dnext_c])` before step t adds the gradients of
+    the rows that end at step t into the gradients flowing into h_t (and c_t); after the
+    loop, `add(-1, ...)` handles rows with no valid step. The dnext arrays are (N, H), or
+    (H, N) when `feature_major` (the LSTM's layout).
+    """
+
+    def __init__(self, dfinal, names, N, T, H, mask, dtype, feature_major=False):
+        dfinal = tuple(dfinal)
+        if len(dfinal) != len(names):
+            raise ValueError(f"dfinal must hold {len(names)} gradients ({', '.join(names)}), "
+                             f"got {len(dfinal)}")
+        self.grads = []
+        for name, g in zip(names, dfinal):
+            if g is not None:
+                g = np.asarray(g)
+                if g.shape != (N, H):
+                    raise ValueError(f"the gradient of the final {name} must have shape "
+                                     f"{(N, H)}, got {g.shape}")
+                g = g.astype(dtype, copy=False)
+            self.grads.append(g)
+        self.feature_major = feature_major
+        if mask is None:
+            self.rows = {T - 1: slice(None)}
+        else:
+            last = mask.sum(axis=1) - 1
+            self.rows = {int(t): np.flatnonzero(last == t) for t in np.unique(last)}
+
+    def add(self, t, *dnext):
+        rows = self.rows.get(t)
+        if rows is None:
+            return
+        for g, d in zip(self.grads, dnext):
+            if g is None:
+                continue
+            if self.feature_major:
+                d[:, rows] += g[rows].T
+            else:
+                d[rows] += g[rows]

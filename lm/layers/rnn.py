@@ -81,8 +81,9 @@ class VanillaRNN(Recurrent):
         self.final_state = (self._final(hs, lengths),)
         return self._outputs(hs, mask)
 
-    def backward(self, dh):
-        """dh: (N, T, H) -> (dx (N, T, D), dh0 ((N, H), or (H,) if h0 was shared)).
+    def backward(self, dh, dfinal=None):
+        """dh: (N, T, H) or None (zeros) -> (dx (N, T, D), dh0 ((N, H), or (H,) if h0
+        was shared)). dfinal: None or (dh_final (N, H),), a gradient on `final_state`.
 
         Adds dWx, dWh, db into `grads`.
         """
@@ -95,14 +96,20 @@ class VanillaRNN(Recurrent):
         dh_t = self._buffer("dh_t", (N, H))     # dL/dh_t, all paths
         dtanh = self._buffer("dtanh", (N, H))   # tanh'(a_t) = 1 - h_t^2, from the cached output
         # the gradient flowing back along the recurrence: on entering step t it is what
-        # reaches h_t from step t+1; step t overwrites it with what reaches h_{t-1}
+        # reaches h_t from step t+1 (plus dfinal where h_t is a row's final state); step t
+        # overwrites it with what reaches h_{t-1}
         dh_rec = np.zeros((N, H), dtype=self._dtype)
+        final = self._final_grad(dfinal, N, T, mask)
         for t in range(T - 1, -1, -1):
+            if final:
+                final.add(t, dh_rec)
             np.add(dh[:, t], dh_rec, out=dh_t)
             np.multiply(hs[t + 1], hs[t + 1], out=dtanh)
             np.subtract(1, dtanh, out=dtanh)
             np.multiply(dh_t, dtanh, out=da[t])
             np.matmul(da[t], Wh.T, out=dh_rec)
+        if final:
+            final.add(-1, dh_rec)
         dA = da.reshape(T * N, H)
         # weight gradients: one product each over all steps
         self.grads["Wx"] += xt.reshape(T * N, D).T @ dA

@@ -1,4 +1,4 @@
-"""Models built from the layers: the shared encoder, the language model, the classifier.
+"""Models built from the layers: the shared encoder, the language model, the classifier, seq2seq.
 
 The model contract, honoured by every model so that `lm.training.Trainer` never asks
 which model it has:
@@ -14,5 +14,6 @@ which model it has:
 """
 from .encoder import CELLS, Encoder
 from .language_model import LanguageModelRNN
+from .seq2seq import Seq2Seq
 
-__all__ = ["CELLS", "Encoder", "LanguageModelRNN"]
+__all__ = ["CELLS", "Encoder", "LanguageModelRNN", "Seq2Seq"]

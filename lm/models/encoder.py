@@ -142,14 +142,24 @@ class Encoder(Layer):
             x = out[0]
         return x, new_state
 
-    def backward(self, dh):
-        """dh: (N, T, H_out) -> None; adds into every parameter gradient."""
+    def backward(self, dh, dstate=None):
+        """dh: (N, T, H_out) or None (zeros) -> None; adds into every parameter gradient.
+
+        dstate: None, or one entry per layer like `forward`'s returned state: None or a
+        tuple of gradients on that layer's final state ((dh,) or (dh, dc), each (N, H)
+        or None). A sequence-to-sequence decoder starts from the encoder's final state and
+        sends its gradient back this way.
+        """
+        if dstate is not None and len(dstate) != len(self.layers):
+            raise ValueError(f"dstate has {len(dstate)} layers, the encoder {len(self.layers)}")
         if self.cell == BAG:
             if self._mask is not None:
                 dh = dh * self._mask[:, :, None].astype(dh.dtype)
         else:
             for i in range(len(self.layers) - 1, -1, -1):
-                dh = self.layers[i].backward(dh)[0]  # (dx, dh0): dh0 dropped, state detached
+                dfinal = None if dstate is None else dstate[i]
+                # (dx, dh0): dh0 dropped, the initial state is detached
+                dh = self.layers[i].backward(dh, dfinal)[0]
                 if i > 0:
                     dh = self.drops[i - 1].backward(dh)
         self.embed.backward(self.drop_embed.backward(dh))

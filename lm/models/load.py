@@ -1,5 +1,6 @@
-"""Loading trained models from run directories: a language model, a classifier, and a
-language model's vocabulary and encoder weights for a classifier (`--init_from`).
+"""Loading trained models from run directories: a language model, a classifier, a seq2seq
+model, and a language model's vocabulary and encoder weights for a classifier
+(`--init_from`).
 
 Every file is read through lm.storage.checkpoint's checked loaders. A classifier's
 config.json: {"kind": "sentiment", "model": SentimentClassifier.config(), "train": the
@@ -13,6 +14,7 @@ from lm.config.training import train_config_from_json
 from lm.models.classifier import SentimentClassifier
 from lm.models.language_model import LanguageModelRNN
 from lm.models.memory import check_memory, count_params, estimate_memory
+from lm.models.seq2seq import Seq2Seq
 from lm.storage.checkpoint import (CheckpointError, copy_into_params, find_checkpoint,
                                    load_checkpoint, load_model, read_json, validate_config)
 from lm.storage.run_dir import check_run_dir
@@ -68,6 +70,38 @@ def load_classifier(run_dir, which="best", batch=1, steps=1):
         raise CheckpointError(os.path.join(run_dir, "config.json"),
                               f"data.classes must be distinct names of 1 to {MAX_LABEL_CHARS} "
                               "printable characters")
+    model.eval()
+    return model, vocab, config
+
+
+def load_seq2seq(run_dir, which="best"):
+    """(model in eval mode, vocab, config) of a seq2seq run; every file checked.
+
+    Falls back to the last checkpoint when there is no best. config["data"] says the task
+    ("addition" with its "digits", or "pairs").
+    """
+    run_dir = check_run_dir(run_dir)
+    which = _available(run_dir, which)
+    config, _, _ = load_checkpoint(run_dir, which)
+    if config["kind"] != "seq2seq":
+        raise ValueError(f"{run_dir} is a {config['kind']} run, not a seq2seq model "
+                         f"(train one with `python -m lm.seq2seq train`)")
+    dtype = DTYPES.get(config.get("train", {}).get("dtype", "float32"), np.float32)
+    model, config, vocab_json, _ = load_model(
+        run_dir, lambda d: Seq2Seq.from_config(d, dtype=dtype), which)
+    try:
+        vocab = Vocab.from_json(vocab_json)
+    except ValueError as e:
+        raise CheckpointError(os.path.join(run_dir, "vocab.json"), str(e)) from None
+    data = config.get("data", {})
+    digits = data.get("digits")
+    if data.get("task") not in ("addition", "pairs") or (
+            data.get("task") == "addition" and not (isinstance(digits, int) and 1 <= digits <= 9)):
+        raise CheckpointError(os.path.join(run_dir, "config.json"),
+                              "data.task must be addition (with digits 1..9) or pairs")
+    if vocab.bos_id is None or vocab.eos_id is None:
+        raise CheckpointError(os.path.join(run_dir, "vocab.json"), "the vocabulary lacks "
+                              "<bos> and <eos>")
     model.eval()
     return model, vocab, config
 

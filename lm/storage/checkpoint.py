@@ -36,7 +36,7 @@ __all__ = ["CheckpointError", "AtomicWriteError", "atomic_write", "save_arrays",
 
 CONFIG_NAME, VOCAB_NAME = "config.json", "vocab.json"
 PREFIXES = ("param/", "optim/", "state/")
-KINDS = ("language_model", "sentiment", "recall")
+KINDS = ("language_model", "sentiment", "recall", "seq2seq")
 _CKPT_NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}\.(npz|safetensors)\Z")
 CHECKPOINT_EXT = ".safetensors"   # what lm writes
 LEGACY_EXT = ".npz"               # what lm 0.1 wrote: read only
@@ -75,11 +75,13 @@ def find_checkpoint(run_dir, which):
     return None
 
 # Types of the "model" fields of config.json that lm knows; others pass unchecked.
-_BOOL_FIELDS = ("tie_weights", "bidirectional")
-_CHOICE_FIELDS = {"cell": choices.ENCODERS, "dtype": choices.DTYPES, "pool": choices.POOLS}
+_BOOL_FIELDS = ("tie_weights", "bidirectional", "reverse", "feed_state")
+_CHOICE_FIELDS = {"cell": choices.ENCODERS, "dtype": choices.DTYPES, "pool": choices.POOLS,
+                  "decoder_input": choices.DECODER_INPUTS}
 _REQUIRED = {"language_model": ("vocab_size", "embed_size", "hidden_size", "cell"),
              "sentiment": ("vocab_size", "embed_size"),
-             "recall": ("vocab_size", "embed_size", "hidden_size", "cell")}
+             "recall": ("vocab_size", "embed_size", "hidden_size", "cell"),
+             "seq2seq": ("vocab_size", "embed_size", "hidden_size", "cell", "decoder_input")}
 
 
 def _is_int(x):

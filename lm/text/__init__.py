@@ -1,1 +1,1 @@
-"""Text: reading files (encodings), tokenisers and vocabulary, corpus streaming, named corpora, labelled files."""
+"""Text: reading files (encodings), tokenisers and vocabulary, corpus streaming, named corpora, labelled files, pairs files."""

@@ -1,4 +1,5 @@
-"""Evaluation without gradients: a language model's held-out loss, a classifier's accuracy.
+"""Evaluation without gradients: a language model's held-out loss, a classifier's accuracy,
+a sequence-to-sequence model's exact matches.
 
 `evaluate_loss` is the language model's validation (and `lm.evaluate`'s score): the mean
 negative log-likelihood per target token, in nats, with the hidden state carried across
@@ -101,3 +102,52 @@ def evaluate_classifier(model, data, batch_size=64, should_stop=None):
     p_true = probs[np.arange(len(data)), data.labels]
     return {"loss": float(-np.mean(np.log(np.maximum(p_true, 1e-300)))),
             "acc": float(np.mean(pred == data.labels)), "probs": probs, "pred": pred}
+
+
+def decode_targets(ids, vocab):
+    """Decoded target ids (N, L) -> N strings, each cut at its first <eos>."""
+    out = []
+    for row in np.asarray(ids).tolist():
+        if vocab.eos_id in row:
+            row = row[:row.index(vocab.eos_id)]
+        out.append("".join(vocab.decode(row)))
+    return out
+
+
+def evaluate_seq2seq(model, data, vocab, batch_size=256, should_stop=None, top_k=1, rng=None):
+    """A sequence-to-sequence model on `data` (lm.data.pairs.PairIds), dropout off.
+
+    Returns {"loss": mean NLL per target step with teacher forcing (nats), "acc": exact
+    match of the decoded strings, "char_acc": characters right at their position over
+    the target characters, "pred": the decoded strings}; loss and accuracies are None for
+    an empty set; None if `should_stop()` became true.
+    """
+    from lm.data.pairs import PairBatcher
+
+    if not len(data):
+        return {"loss": None, "acc": None, "char_acc": None, "pred": []}
+    pred = [None] * len(data)
+    total = count = 0.0
+    was_training = model.training
+    model.eval()
+    try:
+        batcher = PairBatcher(data, batch_size, shuffle=False)
+        for k in range(len(batcher)):
+            if should_stop is not None and should_stop():
+                return None
+            b = batcher.batch(k)
+            scores = model.forward(b.inputs, b.targets, b.mask, b.target_mask)
+            n = b.num_targets()
+            loss, _ = temporal_softmax_loss(scores, b.targets, b.target_mask,
+                                            overwrite_scores=True, per_token=True)
+            total, count = total + loss * n, count + n
+            out = model.generate(b.inputs, b.mask, top_k=top_k, rng=rng)
+            for i, text in zip(batcher.last_indices, decode_targets(out, vocab)):
+                pred[i] = text
+    finally:
+        model.train(was_training)
+    exact = sum(p == t for p, t in zip(pred, data.targets))
+    chars = sum(sum(a == b for a, b in zip(p, t)) for p, t in zip(pred, data.targets))
+    n_chars = sum(len(t) for t in data.targets)
+    return {"loss": total / count, "acc": exact / len(data), "char_acc": chars / n_chars,
+            "pred": pred}

@@ -13,8 +13,9 @@ checkpoint (last.safetensors: everything needed to resume exactly) and the best
 far, redraws curves.png and prints the task's lines. The lr is multiplied by `lr_decay`
 after more than `patience` evaluations without improvement. A non-finite loss is never
 saved: the run goes back to its last good state with half the lr, at most MAX_RESTARTS
-times. The task's config needs: max_epochs, max_steps, time_budget, eval_every,
-log_every, grad_clip, lr_decay, patience, min_lr.
+times. A task may define `reached(row)`: training stops after an evaluation for which it is true
+(e.g. a target accuracy). The task's config needs: max_epochs, max_steps, time_budget,
+eval_every, log_every, grad_clip, lr_decay, patience, min_lr.
 """
 import math
 import os
@@ -44,7 +45,7 @@ class TrainingDiverged(RuntimeError):
 class TrainResult:
     run_dir: str
     step: int
-    reason: str            # "max_epochs", "max_steps", "time_budget" or "interrupted"
+    reason: str            # "max_epochs", "max_steps", "time_budget", "target" or "interrupted"
     best_val: float        # validation loss of the best evaluation (inf: never evaluated)
     best_step: int
     last_val: float = None
@@ -100,6 +101,7 @@ class Trainer:
         self.sc = new_scalars()
         self.carry = None  # recurrent state between BPTT windows
         self.last_saved_step = None
+        self.target_reached = False  # the task's `reached(row)` said the last evaluation is enough
         self.curves_drawn = None  # time.monotonic() of the last curves.png
         self.curves_stale = False  # rows were logged since
         self.path = lambda name: os.path.join(task.run_dir, name)
@@ -253,6 +255,8 @@ class Trainer:
                     sc["bad_evals"] = 0
                     lr_note = f"validation loss stalled: learning rate lowered to {opt.lr:.2e}"
             sc["last_eval_step"] = sc["step"]
+            reached = getattr(task, "reached", None)
+            self.target_reached = bool(reached and reached(row))
         sc["elapsed"] = elapsed
 
         def save():
@@ -319,6 +323,8 @@ class Trainer:
                             else "max_epochs"
                     elif cfg.time_budget and time.monotonic() - t_start >= cfg.time_budget:
                         reason = "time_budget"
+                    elif self.target_reached:
+                        reason = "target"
                     if reason:
                         break
                     loss, count = self.train_step()
