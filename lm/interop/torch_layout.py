@@ -3,7 +3,7 @@
 One registry entry per model kind (`LAYOUTS[kind]`: how to build the lm model from its
 config, and the two mappings), so a new model adds its mapping with `register`. The
 pieces are shared: `embedding_*`, `rnn_stack_*` (nn.RNN/nn.GRU/nn.LSTM, any depth,
-either direction), `linear_*` (nn.Linear) and `adaptive_*` (nn.AdaptiveLogSoftmaxWithLoss).
+either direction; `rnn_layer_*` one layer of it), `linear_*` (nn.Linear) and `adaptive_*` (nn.AdaptiveLogSoftmaxWithLoss).
 
 Conventions (ours -> PyTorch): weights are multiplied on the right in lm (`x @ Wx`, Wx
 (D, G*H)) and on the left in PyTorch (weight_ih (G*H, D)), so every matrix is transposed.
@@ -12,14 +12,8 @@ lm's LSTM and RNN have one bias b, PyTorch two: export writes bias_ih = b (reord
 bias_hh = 0, and import takes b = bias_ih + bias_hh, which gives the same outputs. The
 GRU's bx, bh are bias_ih, bias_hh exactly (n = tanh(x Wx_n + bx_n + r*(h Wh_n + bh_n))).
 
-A new kind is a few lines, e.g. an encoder-decoder whose params are `enc.embed.W`,
-`enc.rnn0.Wx`, ..., `dec.embed.W`, `dec.rnn0.Wx`, ..., `head.W`, `head.b`:
-    def s2s_to_torch(c, p):
-        return {**embedding_to_torch(p, "enc.embed.W", "encoder.embedding."),
-                **rnn_stack_to_torch(p, c["cell"], c["num_layers"], c["bidirectional"],
-                                     "enc.rnn", "encoder.rnn."),
-                ...the decoder the same way..., **linear_to_torch(p, "head.", "decoder.out.")}
-    register("seq2seq", Seq2Seq.from_config, s2s_to_torch, s2s_from_torch)
+A new kind is a few lines: `seq2seq_to_torch` below (encoder.*, decoder.*) is one, built
+from the same pieces and registered with `register("seq2seq", ...)`.
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -28,6 +22,7 @@ import numpy as np
 
 from lm.models.classifier import SentimentClassifier
 from lm.models.language_model import LanguageModelRNN
+from lm.models.seq2seq import Seq2Seq
 
 LSTM_BLOCKS = [0, 1, 3, 2]  # lm i, f, o, g <-> PyTorch i, f, g, o (its own inverse)
 BIASES = {"rnn": ("b",), "lstm": ("b",), "gru": ("bx", "bh")}
@@ -77,6 +72,35 @@ def _directions(bidirectional):
     return [("fwd.", ""), ("bwd.", "_reverse")] if bidirectional else [("", "")]
 
 
+def rnn_layer_to_torch(params, cell, lm_prefix, torch_prefix, suffix):
+    """One recurrent layer `{lm_prefix}Wx, Wh, b|bx,bh` -> `{torch_prefix}weight_ih{suffix}`,
+    weight_hh, bias_ih, bias_hh (suffix e.g. "_l0" or "_l1_reverse")."""
+    p = {n: params[lm_prefix + n] for n in ("Wx", "Wh") + BIASES[cell]}
+    out = {f"{torch_prefix}weight_ih{suffix}": _gates(_t(p["Wx"]), cell),
+           f"{torch_prefix}weight_hh{suffix}": _gates(_t(p["Wh"]), cell)}
+    if cell == "gru":
+        out[f"{torch_prefix}bias_ih{suffix}"] = np.array(p["bx"])
+        out[f"{torch_prefix}bias_hh{suffix}"] = np.array(p["bh"])
+    else:
+        out[f"{torch_prefix}bias_ih{suffix}"] = _gates(p["b"], cell)
+        out[f"{torch_prefix}bias_hh{suffix}"] = np.zeros_like(p["b"])
+    return out
+
+
+def rnn_layer_from_torch(state, cell, lm_prefix, torch_prefix, suffix):
+    """Inverse of rnn_layer_to_torch; lm's single bias b = bias_ih + bias_hh."""
+    def get(n):
+        return np.asarray(state[f"{torch_prefix}{n}{suffix}"])
+    out = {lm_prefix + "Wx": _t(_gates(get("weight_ih"), cell)),
+           lm_prefix + "Wh": _t(_gates(get("weight_hh"), cell))}
+    if cell == "gru":
+        out[lm_prefix + "bx"] = np.array(get("bias_ih"))
+        out[lm_prefix + "bh"] = np.array(get("bias_hh"))
+    else:
+        out[lm_prefix + "b"] = _gates(get("bias_ih") + get("bias_hh"), cell)
+    return out
+
+
 def rnn_stack_to_torch(params, cell, num_layers, bidirectional=False, lm_prefix="rnn",
                        torch_prefix="rnn."):
     """Recurrent layers `{lm_prefix}{k}.[fwd.|bwd.]Wx, Wh, b|bx,bh` -> nn.RNN/GRU/LSTM keys
@@ -84,16 +108,8 @@ def rnn_stack_to_torch(params, cell, num_layers, bidirectional=False, lm_prefix=
     out = {}
     for k in range(num_layers):
         for infix, suffix in _directions(bidirectional):
-            src, dst = f"{lm_prefix}{k}.{infix}", f"_l{k}{suffix}"
-            p = {n: params[src + n] for n in ("Wx", "Wh") + BIASES[cell]}
-            out[f"{torch_prefix}weight_ih{dst}"] = _gates(_t(p["Wx"]), cell)
-            out[f"{torch_prefix}weight_hh{dst}"] = _gates(_t(p["Wh"]), cell)
-            if cell == "gru":
-                out[f"{torch_prefix}bias_ih{dst}"] = np.array(p["bx"])
-                out[f"{torch_prefix}bias_hh{dst}"] = np.array(p["bh"])
-            else:
-                out[f"{torch_prefix}bias_ih{dst}"] = _gates(p["b"], cell)
-                out[f"{torch_prefix}bias_hh{dst}"] = np.zeros_like(p["b"])
+            out.update(rnn_layer_to_torch(params, cell, f"{lm_prefix}{k}.{infix}",
+                                          torch_prefix, f"_l{k}{suffix}"))
     return out
 
 
@@ -103,17 +119,8 @@ def rnn_stack_from_torch(state, cell, num_layers, bidirectional=False, lm_prefix
     out = {}
     for k in range(num_layers):
         for infix, suffix in _directions(bidirectional):
-            src, dst = f"_l{k}{suffix}", f"{lm_prefix}{k}.{infix}"
-
-            def get(n):
-                return np.asarray(state[f"{torch_prefix}{n}{src}"])
-            out[dst + "Wx"] = _t(_gates(get("weight_ih"), cell))
-            out[dst + "Wh"] = _t(_gates(get("weight_hh"), cell))
-            if cell == "gru":
-                out[dst + "bx"] = np.array(get("bias_ih"))
-                out[dst + "bh"] = np.array(get("bias_hh"))
-            else:
-                out[dst + "b"] = _gates(get("bias_ih") + get("bias_hh"), cell)
+            out.update(rnn_layer_from_torch(state, cell, f"{lm_prefix}{k}.{infix}",
+                                            torch_prefix, f"_l{k}{suffix}"))
     return out
 
 
@@ -202,6 +209,33 @@ def classifier_from_torch(config, state):
             **linear_from_torch(state, "head.", "classifier.")}
 
 
+def seq2seq_to_torch(config, params):
+    """Seq2Seq -> encoder.embedding.weight, encoder.rnn.* (nn.RNN/GRU/LSTM, `_reverse`
+    keys when bidirectional), decoder.embedding.weight ("teacher" only), decoder.rnn.*_l0
+    (one layer of Hd units), decoder.out.weight (V, Hd), decoder.out.bias (V,)."""
+    cell = config["cell"]
+    out = {**embedding_to_torch(params, "embed.W", "encoder.embedding."),
+           **rnn_stack_to_torch(params, cell, config["num_layers"], config["bidirectional"],
+                                "rnn", "encoder.rnn.")}
+    if config["decoder_input"] == "teacher":
+        out.update(embedding_to_torch(params, "dec_embed.W", "decoder.embedding."))
+    out.update(rnn_layer_to_torch(params, cell, "dec.", "decoder.rnn.", "_l0"))
+    out.update(linear_to_torch(params, "head.", "decoder.out."))
+    return out
+
+
+def seq2seq_from_torch(config, state):
+    cell = config["cell"]
+    out = {**embedding_from_torch(state, "embed.W", "encoder.embedding."),
+           **rnn_stack_from_torch(state, cell, config["num_layers"], config["bidirectional"],
+                                  "rnn", "encoder.rnn.")}
+    if config["decoder_input"] == "teacher":
+        out.update(embedding_from_torch(state, "dec_embed.W", "decoder.embedding."))
+    out.update(rnn_layer_from_torch(state, cell, "dec.", "decoder.rnn.", "_l0"))
+    out.update(linear_from_torch(state, "head.", "decoder.out."))
+    return out
+
+
 # ---- the registry ----------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -235,6 +269,7 @@ register("sentiment", SentimentClassifier.from_config, classifier_to_torch,
 # The recall task's model is the classifier (last-step pooling): the same layout.
 register("recall", SentimentClassifier.from_config, classifier_to_torch,
          classifier_from_torch)
+register("seq2seq", Seq2Seq.from_config, seq2seq_to_torch, seq2seq_from_torch)
 
 
 def to_torch(kind, model):
