@@ -11,7 +11,9 @@ rnn (nn.RNN/GRU/LSTM, batch_first, dropout between layers) -> dropout -> decoder
 (nn.Linear, its weight the embedding's when tied; or nn.AdaptiveLogSoftmaxWithLoss).
 `Classifier` (lm.models.SentimentClassifier): embedding -> dropout -> rnn (optionally
 bidirectional; variable lengths packed) -> pooling over valid steps (mean, max, last) ->
-dropout -> classifier (nn.Linear). Both give lm's outputs for the same weights.
+dropout -> classifier (nn.Linear). `Seq2Seq` (lm.models.Seq2Seq): encoder (embedding,
+rnn; the source reversed, lengths packed) -> its final state starts the decoder (embedding
+when "teacher", one-layer rnn, out). Each gives lm's outputs for the same weights.
 """
 import os
 
@@ -21,15 +23,16 @@ _CLASSES = {}
 
 
 def __getattr__(name):
-    """`torch_model.LanguageModel` / `torch_model.Classifier`: defined on first use."""
-    if name in ("LanguageModel", "Classifier"):
+    """`torch_model.LanguageModel` / `.Classifier` / `.Seq2Seq`: defined on first use."""
+    if name in ("LanguageModel", "Classifier", "Seq2Seq"):
         if not _CLASSES:
             _CLASSES.update(_define())
         return _CLASSES[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-KINDS = {"language_model": "LanguageModel", "sentiment": "Classifier", "recall": "Classifier"}
+KINDS = {"language_model": "LanguageModel", "sentiment": "Classifier", "recall": "Classifier",
+         "seq2seq": "Seq2Seq"}
 
 
 def module_class(kind):
@@ -135,7 +138,124 @@ def _define():
                     feats = torch.cat([feats[:, :Hf], h[:, 0, Hf:]], 1)
             return self.classifier(self.drop(feats))
 
-    return {"LanguageModel": LanguageModel, "Classifier": Classifier}
+    class Seq2Seq(nn.Module):
+        """src ids (N, S), src lengths (N,) or None (all S), targets (N, T) -> logits
+        (N, T, V), as lm.models.Seq2Seq computes them:
+
+            s_0    = the encoder's top layer at each row's last valid step (the source
+                     reversed within its length first when `reverse`; bidirectional:
+                     [forward; backward after reading back to step 0], (N, 2H))
+            z_t    = h of s_0 ("repeat") | decoder.embedding(y_{t-1}), y_{-1} = bos_id
+                     ("teacher") | [that; h of s_0] ("teacher" with `feed_state`)
+            logits = decoder.out(dropout(decoder.rnn(z, initial state s_0)))
+        Outputs at padded target steps (t >= target_lengths) are zero before decoder.out,
+        as in lm (so their logits are decoder.out.bias). Keys: encoder.embedding,
+        encoder.rnn, decoder.embedding ("teacher" only), decoder.rnn (one layer of Hd =
+        hidden_size, or 2 * hidden_size when bidirectional, units), decoder.out.
+        """
+
+        def __init__(self, vocab_size, embed_size=32, hidden_size=128, cell="lstm",
+                     num_layers=1, bidirectional=False, decoder_input="teacher",
+                     reverse=True, dropout=0.0, max_target_len=8, bos_id=1, eos_id=2,
+                     feed_state=False):
+            super().__init__()
+            self.cell, self.decoder_input, self.reverse = cell, decoder_input, bool(reverse)
+            self.bidirectional = bool(bidirectional)
+            self.feed_state = bool(feed_state) and decoder_input == "teacher"
+            self.max_target_len, self.bos_id, self.eos_id = max_target_len, bos_id, eos_id
+            Hd = hidden_size * (2 if bidirectional else 1)
+            self.encoder = nn.ModuleDict({
+                "embedding": nn.Embedding(vocab_size, embed_size),
+                "rnn": make_rnn(cell, embed_size, hidden_size, num_layers, dropout,
+                                bidirectional)})
+            dec = {}
+            if decoder_input == "teacher":
+                dec["embedding"] = nn.Embedding(vocab_size, embed_size)
+                dec_in = embed_size + (Hd if self.feed_state else 0)
+            else:
+                dec_in = Hd
+            dec["rnn"] = make_rnn(cell, dec_in, Hd, 1, 0.0)
+            dec["out"] = nn.Linear(Hd, vocab_size)
+            self.decoder = nn.ModuleDict(dec)
+            self.drop = nn.Dropout(dropout)
+
+        def encode(self, src, lengths=None):
+            """src (N, S), lengths (N,) or None -> s_0: (h,) or (h, c), each (1, N, Hd)."""
+            N, S = src.shape
+            lengths = torch.full((N,), S) if lengths is None else torch.as_tensor(lengths)
+            if self.reverse:  # each row's valid steps reversed, padding left in place
+                t, L = torch.arange(S)[None, :], lengths[:, None]
+                src = src.gather(1, torch.where(t < L, L - 1 - t, t))
+            x = self.drop(self.encoder["embedding"](src))
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True,
+                                          enforce_sorted=False)
+            _, state = self.encoder["rnn"](packed)
+            state = state if isinstance(state, tuple) else (state,)
+            if self.bidirectional:   # top layer: [forward; backward] side by side
+                return tuple(torch.cat([s[-2], s[-1]], 1)[None] for s in state)
+            return tuple(s[-1:] for s in state)
+
+        def _init(self, s0):
+            return s0 if self.cell == "lstm" else s0[0]
+
+        def forward(self, src, src_lengths, targets, target_lengths=None):
+            s0 = self.encode(src, src_lengths)
+            N, T = targets.shape
+            h0 = s0[0][0][:, None, :].expand(N, T, -1)                   # (N, T, Hd)
+            if self.decoder_input == "teacher":
+                prev = torch.cat([torch.full((N, 1), self.bos_id, dtype=targets.dtype),
+                                  targets[:, :-1]], 1)
+                z = self.decoder["embedding"](prev)
+                if self.feed_state:
+                    z = torch.cat([z, h0], 2)
+            else:
+                z = h0.contiguous()
+            d, _ = self.decoder["rnn"](z, self._init(s0))
+            if target_lengths is not None:   # padded steps output zero, as in lm
+                mask = torch.arange(T)[None, :] < torch.as_tensor(target_lengths)[:, None]
+                d = d * mask[:, :, None]
+            return self.decoder["out"](self.drop(d))
+
+        def loss(self, src, src_lengths, targets, target_lengths=None):
+            """Mean cross-entropy per valid target step (nats)."""
+            logits = self.forward(src, src_lengths, targets, target_lengths)
+            ce = nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
+            if target_lengths is None:
+                return ce.mean()
+            mask = torch.arange(targets.shape[1])[None, :] < torch.as_tensor(
+                target_lengths)[:, None]
+            return (ce * mask).sum() / mask.sum()
+
+        @torch.no_grad()
+        def generate(self, src, src_lengths=None, max_len=None):
+            """Greedy decoding: (N, L) ids, L <= max_len (default max_target_len); each
+            row's tokens up to its eos, then eos again (lm's `generate` with top_k 1)."""
+            L = self.max_target_len if max_len is None else int(max_len)
+            s0 = self.encode(src, src_lengths)
+            N = s0[0].shape[1]
+            out = torch.full((N, L), self.eos_id, dtype=torch.long)
+            done = torch.zeros(N, dtype=torch.bool)
+            state, prev = self._init(s0), torch.full((N,), self.bos_id, dtype=torch.long)
+            if self.decoder_input == "repeat":   # no feedback: all L steps at once
+                d, _ = self.decoder["rnn"](s0[0][0][:, None, :].expand(N, L, -1).contiguous(),
+                                           state)
+            for t in range(L):
+                if self.decoder_input == "repeat":
+                    scores = self.decoder["out"](d[:, t])
+                else:
+                    z = self.decoder["embedding"](prev)
+                    if self.feed_state:
+                        z = torch.cat([z, s0[0][0]], 1)
+                    h, state = self.decoder["rnn"](z[:, None, :], state)
+                    scores = self.decoder["out"](h[:, 0])
+                out[:, t] = torch.where(done, self.eos_id, scores.argmax(1))
+                done |= out[:, t] == self.eos_id
+                prev = out[:, t]
+                if done.all():
+                    return out[:, :t + 1]
+            return out
+
+    return {"LanguageModel": LanguageModel, "Classifier": Classifier, "Seq2Seq": Seq2Seq}
 
 
 def module_config(kind, model_config, state):
