@@ -45,7 +45,9 @@ nn.Linear, nn.AdaptiveLogSoftmaxWithLoss) with seeded weights, both biases rando
 as PyTorch saves them (safetensors.torch, no lm checksum) with lm's metadata, so the file
 is also what `python -m lm.import_torch` reads. The .npz holds ids (N, T), lengths (N,)
 (classifiers), and the module's eval-mode output: logits (N, T, V), scores (N, C), or
-for the bare adaptive layer x (M, H) and log_prob (M, V). (The safetensors package writes
+for the bare adaptive layer x (M, H) and log_prob (M, V). Seq2seq models (s2s_*, the
+1-digit adder's vocabulary, data.task addition): src (N, S), src_lengths (N,), targets
+(N, T), target_lengths (N,), logits (N, T, V) and generated (N, L) (greedy decoding). (The safetensors package writes
 the metadata in a hash order that changes from run to run: regenerated files hold the
 same tensors and metadata, not the same bytes.)
 """
@@ -267,6 +269,12 @@ INTEROP_CLF = {"clf_lstm_bi_last": dict(cell="lstm", bidirectional=True, pool="l
                "clf_rnn_max": dict(cell="rnn", pool="max"),
                "clf_bag_mean": dict(cell="bag", pool="mean")}
 INTEROP_V, INTEROP_E, INTEROP_H = 11, 6, 5
+INTEROP_S2S = {"s2s_lstm_bi_l2_teacher": dict(cell="lstm", bidirectional=True, num_layers=2,
+                                              decoder_input="teacher", feed_state=True),
+               "s2s_lstm_repeat": dict(cell="lstm", decoder_input="repeat"),
+               "s2s_gru_teacher_noreverse": dict(cell="gru", decoder_input="teacher",
+                                                 reverse=False)}
+S2S_ITOS = ["<unk>", "<bos>", "<eos>", "+", " "] + [str(d) for d in range(10)]  # the adder's, 1 digit
 
 
 def _interop_meta(kind, model_cfg):
@@ -283,6 +291,12 @@ def _interop_meta(kind, model_cfg):
         train = TrainConfig(**{k: model_cfg[k] for k in keys},
                             tie_weights=model_cfg["tie_weights"]).to_dict()
         data = {}
+    elif kind == "seq2seq":
+        from lm.config.seq2seq import Seq2SeqConfig
+        flags = keys + ("bidirectional", "decoder_input", "reverse", "feed_state")
+        train = Seq2SeqConfig(**{k: model_cfg[k] for k in flags}, digits=1).to_dict()
+        data = {"task": "addition", "digits": 1, "file": "", "path": ""}
+        vocab.update(itos=S2S_ITOS, specials=S2S_ITOS[:3])
     else:
         train = SentimentConfig(**{k: model_cfg[k] for k in keys}, level="char",
                                 bidirectional=model_cfg["bidirectional"],
@@ -310,15 +324,30 @@ def run_interop(out_dir):
                                 "hidden_size": INTEROP_H, "num_layers": 1,
                                 "bidirectional": False, "dropout": 0.0, "num_classes": 3, **c})
               for n, c in INTEROP_CLF.items()]
+    V = len(S2S_ITOS)
+    cases += [("seq2seq", n, {"vocab_size": V, "embed_size": INTEROP_E, "hidden_size": INTEROP_H,
+                              "num_layers": 1, "bidirectional": False, "reverse": True,
+                              "feed_state": False, "dropout": 0.0, "max_target_len": 6,
+                              "bos_id": 1, "eos_id": 2, **c})
+              for n, c in INTEROP_S2S.items()]
+    g_s2s = torch.Generator().manual_seed(2026)   # its own: the other fixtures stay as they were
+    src = torch.randint(0, V, (3, 5), generator=g_s2s)
+    tgt = torch.randint(0, V, (3, 4), generator=g_s2s)
+    src_lengths, tgt_lengths = torch.tensor([5, 3, 1]), torch.tensor([4, 2, 3])
     for kind, name, cfg in cases:
         mod = torch_model.module_class(kind)(**cfg).eval()
         with torch.no_grad():                    # wider than the default init
             for p in mod.parameters():
-                p.uniform_(-0.6, 0.6, generator=g)
+                p.uniform_(-0.6, 0.6, generator=g_s2s if kind == "seq2seq" else g)
         with torch.no_grad():
             res = {"ids": ids.numpy()}
             if kind == "language_model":
                 res["logits"] = mod(ids)[0].numpy()
+            elif kind == "seq2seq":
+                res = {"src": src.numpy(), "src_lengths": src_lengths.numpy(),
+                       "targets": tgt.numpy(), "target_lengths": tgt_lengths.numpy(),
+                       "logits": mod(src, src_lengths, tgt, tgt_lengths).numpy(),
+                       "generated": mod.generate(src, src_lengths).numpy()}
             else:
                 res["lengths"], res["scores"] = lengths.numpy(), mod(ids, lengths).numpy()
         config, vocab = _interop_meta(kind, cfg)
