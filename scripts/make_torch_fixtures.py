@@ -47,9 +47,9 @@ is also what `python -m lm.import_torch` reads. The .npz holds ids (N, T), lengt
 (classifiers), and the module's eval-mode output: logits (N, T, V), scores (N, C), or
 for the bare adaptive layer x (M, H) and log_prob (M, V). Seq2seq models (s2s_*, the
 1-digit adder's vocabulary, data.task addition): src (N, S), src_lengths (N,), targets
-(N, T), target_lengths (N,), logits (N, T, V) and generated (N, L) (greedy decoding). (The safetensors package writes
-the metadata in a hash order that changes from run to run: regenerated files hold the
-same tensors and metadata, not the same bytes.)
+(N, T), target_lengths (N,), logits (N, T, V) and generated (N, L) (greedy decoding).
+(The safetensors package writes the metadata in a hash order that changes from run to
+run: regenerated files hold the same tensors and metadata, not the same bytes.)
 """
 import argparse
 import os
@@ -274,7 +274,7 @@ INTEROP_S2S = {"s2s_lstm_bi_l2_teacher": dict(cell="lstm", bidirectional=True, n
                "s2s_lstm_repeat": dict(cell="lstm", decoder_input="repeat"),
                "s2s_gru_teacher_noreverse": dict(cell="gru", decoder_input="teacher",
                                                  reverse=False)}
-S2S_ITOS = ["<unk>", "<bos>", "<eos>", "+", " "] + [str(d) for d in range(10)]  # the adder's, 1 digit
+S2S_ITOS = ["<unk>", "<bos>", "<eos>", "+", " "] + [str(d) for d in range(10)]  # 1-digit adder
 
 
 def _interop_meta(kind, model_cfg):

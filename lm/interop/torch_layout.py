@@ -3,7 +3,8 @@
 One registry entry per model kind (`LAYOUTS[kind]`: how to build the lm model from its
 config, and the two mappings), so a new model adds its mapping with `register`. The
 pieces are shared: `embedding_*`, `rnn_stack_*` (nn.RNN/nn.GRU/nn.LSTM, any depth,
-either direction; `rnn_layer_*` one layer of it), `linear_*` (nn.Linear) and `adaptive_*` (nn.AdaptiveLogSoftmaxWithLoss).
+either direction; `rnn_layer_*` one layer of it), `linear_*` (nn.Linear) and `adaptive_*`
+(nn.AdaptiveLogSoftmaxWithLoss).
 
 Conventions (ours -> PyTorch): weights are multiplied on the right in lm (`x @ Wx`, Wx
 (D, G*H)) and on the left in PyTorch (weight_ih (G*H, D)), so every matrix is transposed.
