@@ -40,7 +40,7 @@ cutoffs [4, 9], H=8, div_value 2; tests/test_adaptive_softmax.py): keys
   dx and grad.<name>: gradients of loss.
 
 PyTorch-layout models (interop/<name>.safetensors + interop/<name>.npz, float32;
-tests/test_interop.py): lm.interop.torch_model modules (nn.Embedding, nn.RNN/GRU/LSTM,
+tests/test_interop*.py): lm.interop.torch_model modules (nn.Embedding, nn.RNN/GRU/LSTM,
 nn.Linear, nn.AdaptiveLogSoftmaxWithLoss) with seeded weights, both biases random, saved
 as PyTorch saves them (safetensors.torch, no lm checksum) with lm's metadata, so the file
 is also what `python -m lm.import_torch` reads. The .npz holds ids (N, T), lengths (N,)

@@ -8,6 +8,7 @@ targets, and their greedy answers.
 import numpy as np
 import pytest
 
+from lm.data.batch import Batch
 from lm.interop import torch_layout
 from lm.interop.files import read_checked
 from lm.models.seq2seq import Seq2Seq
@@ -163,3 +164,7 @@ def test_lm_seq2seq_exports_give_lms_logits_and_answers_in_pytorch(cell, tmp_pat
             answers = model.generate(torch.from_numpy(src), torch.from_numpy(src_len)).numpy()
         np.testing.assert_allclose(got, m.forward(src, tgt, mask, tmask), atol=1e-5, rtol=0)
         np.testing.assert_array_equal(answers, m.generate(src, mask))
+        with torch.no_grad():
+            loss = model.loss(*(torch.from_numpy(a) for a in (src, src_len, tgt, tgt_len)))
+        want, _ = m.loss(Batch(src, tgt, mask, tmask))
+        np.testing.assert_allclose(float(loss), want, atol=1e-5, rtol=0)
