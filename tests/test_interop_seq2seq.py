@@ -13,7 +13,7 @@ from lm.interop import torch_layout
 from lm.interop.files import read_checked
 from lm.models.seq2seq import Seq2Seq
 from lm.storage.safe_tensors import load_tensors
-from test_interop import S2S_FIXTURES, _torch, cli, fixture
+from test_interop import S2S_FIXTURES, _damaged, _torch, clean_error, cli, fixture
 
 
 def _lengths_mask(lengths, T):
@@ -134,6 +134,23 @@ def test_seq2seq_run_exports_imports_and_predicts(tmp_path, capsys, monkeypatch)
     code, out, err = _seq2seq_predict(["--checkpoint", "fix", "3+4"], tmp_path, capsys,
                                       monkeypatch)
     assert code == 0 and out.startswith("3+4"), err
+
+
+def test_import_refuses_a_seq2seq_file_that_does_not_fit_its_config(tmp_path, capsys,
+                                                                   monkeypatch):
+    from lm import import_torch
+
+    cases = [(lambda s: s.pop("decoder.out.bias"), None, "missing key 'decoder.out.bias'"),
+             (None, lambda m: m.__setitem__("model", m["model"].replace('"teacher"', '"repeat"')),
+              "unexpected key 'decoder.embedding.weight'"),
+             (None, lambda m: m.__setitem__("model", m["model"].replace(
+                 '"bidirectional":true', '"bidirectional":false')),
+              "unexpected key 'encoder.rnn.")]
+    for edit_state, edit_meta, message in cases:
+        bad = _damaged(tmp_path, "s2s_lstm_bi_l2_teacher", edit_state, edit_meta)
+        clean_error(cli(import_torch.main, [bad, "--out_dir", "run"], tmp_path, capsys,
+                        monkeypatch), message)
+        assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
