@@ -12,7 +12,7 @@ def main(out=None, checkpoint=None, format="pytorch", which="best", overwrite=Fa
 
     Args:
       out: the .safetensors file to write (an existing file is refused unless --overwrite)
-      checkpoint: run directory (from lm.train or lm.sentiment train)
+      checkpoint: run directory (from lm.train, lm.sentiment train or lm.seq2seq train)
       format: pytorch (the one layout so far)
       which: "best" or "last" weights
       overwrite: replace OUT if it exists (the write is atomic either way)

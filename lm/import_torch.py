@@ -7,7 +7,8 @@ def main(file=None, out_dir=None):
     The file comes from lm.export or a PyTorch program (lm.interop.torch_model.save_file,
     scripts/train_torch_ddp.py); the run directory gets config.json, vocab.json and
     best.safetensors, which lm.sample, lm.evaluate, lm.train --init_from and
-    lm.sentiment train --init_from (or predict and evaluate, for a classifier) accept.
+    lm.sentiment train --init_from (or predict and evaluate, for a classifier;
+    lm.seq2seq predict and evaluate, for a seq2seq model) accept.
 
     The file is read through lm's safetensors reader (no lm checksum needed; bounded
     header, offsets, dtypes and finite values checked) and every key and shape is checked

@@ -2,7 +2,8 @@
 
 A file holds the model's weights as a PyTorch state dict (see torch_layout; no optimiser
 state) and, as safetensors string metadata:
-    format "lm.pytorch", format_version "1", kind (config.json's: language_model|sentiment),
+    format "lm.pytorch", format_version "1",
+    kind (config.json's: language_model|sentiment|recall|seq2seq),
     model, train, data: config.json's sections as JSON,
     itos: the vocabulary's tokens as a JSON list, vocab: the rest of vocab.json as JSON.
 So `lm.import_torch` rebuilds config.json and vocab.json exactly, and a PyTorch program
