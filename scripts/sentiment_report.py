@@ -15,7 +15,7 @@ evaluation after each epoch; curves.png is not drawn):
 the training texts of the same split only) and the same with its encoder frozen.
 Prints a markdown table (mean test accuracy over the seeds, min-max; parameters and
 seconds on the largest set) and draws accuracy against training time. Runs are kept
-under --out_dir; a run already there is reused.
+under --out_dir; a run already there is reused (resumed to its end if it was stopped).
 """
 import os
 import sys
@@ -99,12 +99,16 @@ def run_one(job):
     set_name, files, enc, seed, extra, out_dir = job
     _, flags, use_lm = {**ENCODERS, **WITH_LM}[enc]
     run_dir = os.path.join(out_dir, f"{set_name}-s{seed}-{enc}")
+    quiet = lambda line: None  # noqa: E731
     if find_checkpoint(run_dir, "last") is None:
         kw = dict(flags, **extra)
         if use_lm:
             kw["init_from"] = pretrain_lm(set_name, files, seed, out_dir)
         cfg = SentimentConfig(**files, seed=seed, out_dir=run_dir, **kw).validate()
-        train(cfg, given=set(kw), log=lambda s: None, progress=False)
+        train(cfg, given=set(kw), log=quiet, progress=False)
+    else:  # finish a run that was stopped (a finished one stops at once)
+        train(SentimentConfig(out_dir=run_dir, resume=True), given={"resume"}, log=quiet,
+              progress=False)
     rows = [r for r in read_metrics(run_dir) if "val_acc" in r]
     best = max(rows, key=lambda r: (r["val_acc"], -r["val_loss"]))  # the first of equals
     params = sum(a.size for k, a in load_arrays(find_checkpoint(run_dir, "best")).items()
@@ -205,16 +209,17 @@ def main():
     jobs = [(s, all_sets[s], e, seed, extra, out_dir) for s in sets for e in encoders
             for seed in seeds]
     t0 = time.time()
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(run_one, jobs))
-    else:
-        results = [run_one(j) for j in jobs]
+    pool = ProcessPoolExecutor(args.jobs) if args.jobs > 1 else None
     table = {}
-    for (s, _, e, seed, _, _), r in zip(jobs, results):
-        table.setdefault((e, s), []).append(r)
-        print(f"  {s:10s} {e:9s} seed {seed}: test {100 * r['acc']:5.1f}%  best epoch "
-              f"{r['epoch']:g}  {r['secs']:.1f}s", file=sys.stderr, flush=True)
+    try:
+        for job, r in zip(jobs, pool.map(run_one, jobs) if pool else map(run_one, jobs)):
+            s, _, e, seed, _, _ = job
+            table.setdefault((e, s), []).append(r)
+            print(f"  {s:10s} {e:9s} seed {seed}: test {100 * r['acc']:5.1f}%  best epoch "
+                  f"{r['epoch']:g}  {r['secs']:.1f}s", file=sys.stderr, flush=True)
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
     largest = max(sets, key=lambda s: table[encoders[0], s][0]["n"])
     flags = " ".join(extra_tokens)
     cmd = (f"python scripts/sentiment_report.py --seeds {args.seeds} --sets {args.sets} "
