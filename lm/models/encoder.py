@@ -40,7 +40,7 @@ class Encoder(Layer):
 
     Convolutional cells (params `conv.W` (K, E, F), `conv.b` (F,)):
         "cnn":      h = relu(Conv1D(e))                         (N, T, F),  H_out = F
-        "cnn-lstm": c = MaxPool1D(relu(Conv1D(e)), P)           (N, ceil(T/P), F)
+        "cnn-lstm": c = dropout(MaxPool1D(relu(Conv1D(e)), P))  (N, ceil(T/P), F)
                     h = the LSTM stack above, read over c       (N, ceil(T/P), H_out)
     Conv1D pads "same" (kernel K = kernel_size, F = filters); the pool takes windows of
     P = pool_size steps, the time axis padded to a multiple of P with masked steps, so a
@@ -90,6 +90,7 @@ class Encoder(Layer):
             if cell == CNN:
                 return
             self.maxpool = self.add_child("maxpool", MaxPool1D(self.pool_size))
+            self.drop_conv = self.add_child("drop_conv", Dropout(self.dropout, rng=rng))
         rnn = CELLS["lstm" if cell == CNN_LSTM else cell]
         for i in range(self.num_layers):
             if self.bidirectional:
@@ -181,11 +182,12 @@ class Encoder(Layer):
             mask = np.concatenate([valid, np.zeros((N, Tp - T), dtype=bool)], axis=1)
         pooled = self.maxpool.forward(r, mask)               # (N, Tp / P, F)
         self.out_mask = self.maxpool.out_mask
-        return pooled, self.out_mask
+        return self.drop_conv.forward(pooled), self.out_mask  # dropout between layers
 
     def _conv_backward(self, dh):
         """The gradient of `_conv_forward`'s output -> the gradient of the embeddings."""
         if self.cell == CNN_LSTM:
+            dh = self.drop_conv.backward(dh)
             dh = self.maxpool.backward(dh)[:, :self._relu.shape[1]]  # drop the filler steps
         return self.conv.backward(dh * (self._relu > 0))      # ReLU: pass where it was > 0
 
