@@ -150,6 +150,7 @@ def draw(table, encoders, sets, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.8), squeeze=False)
     colors = plt.get_cmap("tab10")
@@ -163,12 +164,16 @@ def draw(table, encoders, sets, path):
                         fmt="o", color=colors(i % 10), capsize=3,
                         label={**ENCODERS, **WITH_LM}[enc][0])
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(s)
         ax.set_xlabel("seconds per run (log)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy % (mean, min-max)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8,
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
