@@ -123,14 +123,19 @@ def parse_extra(tokens):
     """`--flag value` / `--switch` pairs after `--`, for every run."""
     from lm.config.sentiment import SentimentConfig
 
-    fields = {f for f in SentimentConfig.__dataclass_fields__}
+    fields = SentimentConfig.__dataclass_fields__
     out, i = {}, 0
     while i < len(tokens):
         name = tokens[i].lstrip("-").replace("-", "_")
         if not tokens[i].startswith("--") or name not in fields:
             raise SystemExit(f"error: unknown training flag {tokens[i]!r}")
         if i + 1 < len(tokens) and not tokens[i + 1].startswith("--"):
-            out[name], i = tokens[i + 1], i + 2
+            value, i = tokens[i + 1], i + 2
+            kind = fields[name].type
+            try:  # the flag's type; validate() then checks the range
+                out[name] = kind(value) if kind in (int, float) else value
+            except ValueError:
+                raise SystemExit(f"error: --{name} must be {kind.__name__}, got {value!r}")
         else:
             out[name], i = True, i + 1
     return out
@@ -150,7 +155,6 @@ def draw(table, encoders, sets, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, len(sets), figsize=(4.2 * len(sets), 3.8), squeeze=False)
     colors = plt.get_cmap("tab10")
@@ -163,11 +167,9 @@ def draw(table, encoders, sets, path):
             ax.errorbar([secs], [mean], yerr=[[mean - min(accs)], [max(accs) - mean]],
                         fmt="o", color=colors(i % 10), capsize=3,
                         label={**ENCODERS, **WITH_LM}[enc][0])
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlim(left=0)
         ax.set_title(s)
-        ax.set_xlabel("seconds per run (log)")
+        ax.set_xlabel("seconds per run")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy % (mean, min-max)")
     handles, labels = axes[0][0].get_legend_handles_labels()

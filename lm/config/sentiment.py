@@ -32,7 +32,7 @@ class SentimentConfig:
     num_layers: int = 1            # stacked recurrent layers
     filters: int = 200             # cnn, cnn-lstm: convolution filters (the cnn's feature width)
     kernel_size: int = 3           # cnn, cnn-lstm: steps each filter reads (padding "same")
-    pool_size: int = 2             # cnn-lstm: steps max-pooled into one before the lstm
+    pool_size: int = 3             # cnn-lstm: steps max-pooled into one before the lstm
     dropout: float = 0.3           # dropout on the embeddings, between layers and before the head
     # --- optimisation ---
     max_epochs: float = 40.0       # passes over the training set

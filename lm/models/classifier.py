@@ -54,7 +54,7 @@ class SentimentClassifier(Layer):
     @classmethod
     def build(cls, vocab_size, embed_size=64, hidden_size=64, cell="lstm", num_layers=1,
               bidirectional=False, pool="mean", dropout=0.0, num_classes=2,
-              dtype=np.float32, rng=None, filters=200, kernel_size=3, pool_size=2):
+              dtype=np.float32, rng=None, filters=200, kernel_size=3, pool_size=3):
         """A classifier with a new Encoder; `dropout` applies to the encoder and the head.
         filters, kernel_size: the convolution of cells cnn and cnn-lstm; pool_size: the
         max-pool of cnn-lstm."""

@@ -50,7 +50,7 @@ class Encoder(Layer):
 
     def __init__(self, vocab_size, embed_size, hidden_size, cell="lstm", num_layers=1,
                  dropout=0.0, bidirectional=False, dtype=np.float32, rng=None,
-                 embed_dropout=True, filters=200, kernel_size=3, pool_size=2):
+                 embed_dropout=True, filters=200, kernel_size=3, pool_size=3):
         super().__init__()
         if cell not in choices.ENCODERS:
             raise ValueError(f"unknown cell {cell!r}; choose from {', '.join([*CELLS, BAG])}"
