@@ -14,7 +14,8 @@ evaluation after each epoch; curves.png is not drawn):
 `--with_lm` adds an LSTM initialised from a word-level language model (trained first on
 the training texts of the same split only) and the same with its encoder frozen.
 Prints a markdown table (mean test accuracy over the seeds, min-max; parameters and
-seconds on the largest set) and draws accuracy against training time. Runs are kept
+seconds on the largest set) and draws accuracy against training time. `--speed REPEATS`
+instead times one epoch of training steps of every encoder, taking turns, on the first set. Runs are kept
 under --out_dir; a run already there is reused (resumed to its end if it was stopped).
 """
 import os
@@ -115,8 +116,35 @@ def run_one(job):
                  if k.startswith("param/"))
     sizes = read_json(os.path.join(run_dir, "config.json"))["data"]["sizes"]
     return {"acc": best["test_acc"], "n": sizes["test"], "secs": rows[-1]["elapsed"],
-            "epoch": best["epoch"], "params": int(params),
-            "texts_per_s": rows[-1]["examples"] / max(rows[-1]["elapsed"], 1e-9)}
+            "epoch": best["epoch"], "params": int(params)}
+
+
+def speed(files, encoders, repeats, extra):
+    """Training texts per second of each encoder: one epoch of training steps (loss,
+    clipping, Adam; no evaluation) on the set's training texts, the encoders taking turns
+    `repeats` times so that all see the same machine load; the median of each."""
+    import statistics
+
+    from lm.config.sentiment import SentimentConfig
+    from lm.training.classifier_task import setup
+    from lm.training.trainer import Trainer
+
+    trainers = {}
+    with tempfile.TemporaryDirectory(prefix="battlefield-speed-") as tmp:
+        for e in encoders:
+            kw = dict({**ENCODERS, **WITH_LM}[e][1], **extra)
+            cfg = SentimentConfig(**files, out_dir=os.path.join(tmp, e), **kw)
+            trainers[e] = Trainer(setup(cfg, set(kw), log=None), log=lambda s: None)
+        times = {e: [] for e in encoders}
+        for r in range(repeats):
+            for e in (encoders if r % 2 == 0 else encoders[::-1]):
+                tr = trainers[e]
+                texts = 0
+                start = time.perf_counter()
+                for _ in range(len(tr.task.batcher)):
+                    texts += tr.train_step()[1]
+                times[e].append((time.perf_counter() - start) / texts)
+    return {e: 1.0 / statistics.median(ts) for e, ts in times.items()}
 
 
 def parse_extra(tokens):
@@ -194,6 +222,9 @@ def main():
                     help="add the LSTM initialised from a language model, and frozen")
     ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes)")
     ap.add_argument("--figure", default=None, help="write accuracy against time here (.png)")
+    ap.add_argument("--speed", type=int, default=0, metavar="REPEATS",
+                    help="only measure training texts/s per encoder on the first set, the "
+                         "encoders taking turns REPEATS times (no accuracy runs)")
     ap.add_argument("--data_dir", default=os.environ.get("LM_DATA_DIR"),
                     help="data directory (default $LM_DATA_DIR)")
     ap.add_argument("--out_dir", default=None, help="where the runs go (default: a new temp dir)")
@@ -211,6 +242,16 @@ def main():
     for s in sets:
         if s not in all_sets:
             raise SystemExit(f"error: unknown set {s!r}; choose from {', '.join(all_sets)}")
+    if args.speed:
+        rates = speed(all_sets[sets[0]], encoders, args.speed, extra)
+        print(f"Training texts per second on {sets[0]}, median of {args.speed} epochs each, "
+              f"the encoders taking turns (load average {os.getloadavg()[0]:.1f}):\n")
+        print("| encoder | texts/s | ms per step |\n|---|---:|---:|")
+        bs = int(extra.get("batch_size", 8))
+        for e in encoders:
+            print(f"| {({**ENCODERS, **WITH_LM})[e][0]} | {rates[e]:,.0f} | "
+                  f"{1000 * bs / rates[e]:.1f} |")
+        return
     out_dir = args.out_dir or tempfile.mkdtemp(prefix="battlefield-")
     os.makedirs(out_dir, exist_ok=True)
     jobs = [(s, all_sets[s], e, seed, extra, out_dir) for s in sets for e in encoders
@@ -236,15 +277,14 @@ def main():
           f"({(time.time() - t0) / 60:.0f} min; runs in {out_dir})\n")
     print("| encoder | " + " | ".join(f"{s} ({table[encoders[0], s][0]['n']} test)"
                                        for s in sets)
-          + f" | parameters ({largest}) | seconds per run ({largest}) | texts/s |")
-    print("|---|" + "---|" * len(sets) + "---:|---:|---:|")
+          + f" | parameters ({largest}) | seconds per run ({largest}) |")
+    print("|---|" + "---|" * len(sets) + "---:|---:|")
     for e in encoders:
         big = table[e, largest]
         secs = sum(r["secs"] for r in big) / len(big)
-        rate = sum(r["texts_per_s"] for r in big) / len(big)
         print(f"| {({**ENCODERS, **WITH_LM})[e][0]} | "
               + " | ".join(cell(table[e, s]) for s in sets)
-              + f" | {big[0]['params']:,} | {secs:.1f} | {rate:,.0f} |")
+              + f" | {big[0]['params']:,} | {secs:.0f} |")
     if args.figure:
         draw(table, encoders, sets, args.figure)
         print(f"\nfigure: {args.figure}")
