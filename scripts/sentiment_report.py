@@ -15,8 +15,9 @@ evaluation after each epoch; curves.png is not drawn):
 the training texts of the same split only) and the same with its encoder frozen.
 Prints a markdown table (mean test accuracy over the seeds, min-max; parameters and
 seconds on the largest set) and draws accuracy against training time. `--speed REPEATS`
-instead times one epoch of training steps of every encoder, taking turns, on the first set. Runs are kept
-under --out_dir; a run already there is reused (resumed to its end if it was stopped).
+instead times one epoch of training steps of every encoder, taking turns, on the first
+set. Runs are kept under --out_dir; a run already there is reused (resumed to its end if
+it was stopped).
 """
 import os
 import sys

@@ -189,7 +189,8 @@ def test_cli_learns_and_predicts(tmp_path, cell):
 def test_bad_flags(tmp_path):
     from lm.config.sentiment import SentimentConfig
 
-    for flags, words in ((dict(filters=0), ("--filters",)), (dict(kernel_size="x"), ("--kernel_size",)),
+    for flags, words in ((dict(filters=0), ("--filters",)),
+                         (dict(kernel_size="x"), ("--kernel_size",)),
                          (dict(pool_size=1.5), ("--pool_size",)),
                          (dict(cell="cnn", bidirectional=True), ("--bidirectional", "cnn")),
                          (dict(cell="cnn", num_layers=2), ("--num_layers",))):

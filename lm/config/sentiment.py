@@ -24,8 +24,8 @@ class SentimentConfig:
     encoding: str = "utf-8"        # text encoding of the files
     encoding_errors: str = "strict"  # strict (fail on a bad byte) or replace (U+FFFD)
     # --- model ---
-    cell: str = "lstm"             # encoder: bag (embeddings), rnn, gru, lstm, cnn (conv, relu) or cnn-lstm
-    bidirectional: bool = False    # read each text in both directions (rnn, gru, lstm; cnn-lstm's lstm)
+    cell: str = "lstm"             # encoder: bag, rnn, gru, lstm, cnn (conv, relu, max) or cnn-lstm
+    bidirectional: bool = False    # read texts both ways (rnn, gru, lstm; the lstm of cnn-lstm)
     pool: str = "max"              # pool the encoder's states over the valid steps: mean, max, last
     embed_size: int = 32           # word (or character) embedding width
     hidden_size: int = 32          # recurrent state width (per direction)
