@@ -244,7 +244,7 @@ COMMANDS = {"train": train, "predict": predict, "evaluate": evaluate}
 
 USAGE = """usage: python -m lm.sentiment COMMAND [ARGS] [--FLAGS]   (COMMAND --help for its flags)
 
-  train DATA [--test FILE] [--cell bag|rnn|gru|lstm] ...   train a classifier
+  train DATA [--test FILE] [--cell lstm|cnn|...] ...       train a classifier
   predict --checkpoint RUN_DIR "text" ...                  label and probability per text
   evaluate --checkpoint RUN_DIR FILE                        accuracy, confusion, errors"""
 

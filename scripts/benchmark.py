@@ -7,7 +7,9 @@ Usage:
   python scripts/benchmark.py --suite sample       # sampling only
 
 Suite "layers": forward + backward of one recurrent layer (LSTM, GRU, vanilla RNN) on
-float32 batches at (N=64, T=64, D=64, H=512) and (N=32, T=64, D=64, H=256). Each
+float32 batches at (N=64, T=64, D=64, H=512) and (N=32, T=64, D=64, H=256), and of
+Conv1D ("conv": kernel 3, padding "same", H filters) against nn.Conv1d fed its own
+(N, D, T) layout. Each
 figure is the median over --repeats timed runs after --warmup untimed ones; numpy and
 PyTorch runs are interleaved so both see the same machine load. PyTorch (nn.LSTM,
 nn.GRU, nn.RNN, batch_first, same shapes, input gradient included) is used when it
@@ -44,9 +46,10 @@ LAYER_CONFIGS = [  # (N, T, D, H)
     (64, 64, 64, 512),
     (32, 64, 64, 256),
 ]
-LAYER_CELLS = ("lstm", "gru", "rnn")
+LAYER_CELLS = ("lstm", "gru", "rnn", "conv")
 NUMPY_LAYERS = {"lstm": ("lm.layers.lstm", "LSTM"), "gru": ("lm.layers.gru", "GRU"),
-                "rnn": ("lm.layers.rnn", "VanillaRNN")}
+                "rnn": ("lm.layers.rnn", "VanillaRNN"), "conv": ("lm.layers.conv", "Conv1D")}
+CONV_KERNEL = 3
 
 
 def numpy_threads():
@@ -96,7 +99,8 @@ def numpy_layer_run(cell, N, T, D, H, rng):
     """A callable doing forward + backward of our layer on fixed float32 data."""
     module, name = NUMPY_LAYERS[cell]
     cls = getattr(importlib.import_module(module), name)
-    layer = cls(D, H, dtype=np.float32, rng=rng)
+    extra = (CONV_KERNEL,) if cell == "conv" else ()
+    layer = cls(D, H, *extra, dtype=np.float32, rng=rng)
     x = rng.standard_normal((N, T, D)).astype(np.float32)
     dh = rng.standard_normal((N, T, H)).astype(np.float32)
 
@@ -109,6 +113,15 @@ def numpy_layer_run(cell, N, T, D, H, rng):
 def torch_layer_run(cell, N, T, D, H, seed):
     """The same with PyTorch's module (input gradient included, like ours)."""
     torch.manual_seed(seed)
+    if cell == "conv":  # its native (N, D, T) layout, no transposes timed
+        mod = torch.nn.Conv1d(D, H, CONV_KERNEL, padding="same")
+        x = torch.randn(N, D, T, requires_grad=True)
+        dy = torch.randn(N, H, T)
+
+        def run_conv():
+            x.grad = None
+            mod(x).backward(dy)
+        return run_conv
     mod = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[cell](
         D, H, batch_first=True)
     x = torch.randn(N, T, D, requires_grad=True)
@@ -223,7 +236,7 @@ def parse_args(argv=None):
                     help="seconds of idle before each timed run, so the other library's "
                          "spinning threads go quiet (default 0.25)")
     ap.add_argument("--cells", default=",".join(LAYER_CELLS),
-                    help="comma-separated cells for the layers suite (default: lstm,gru,rnn)")
+                    help="comma-separated cells for the layers suite (default: lstm,gru,rnn,conv)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     ap.add_argument("--no-memory", action="store_true",
                     help="train suite: skip the peak-memory subprocesses")

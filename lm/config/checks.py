@@ -95,7 +95,8 @@ def check_bool(name, value):
 # The sizes of a model, and their one rule: an integer in [1, limit]. Flags, model
 # constructors and a checkpoint's config.json all check a size with `check_size`.
 SIZE_LIMITS = {"vocab_size": 2**31 - 1, "embed_size": 65536, "hidden_size": 65536,
-               "num_layers": 64, "num_classes": 100, "filters": 65536, "kernel_size": 1024}
+               "num_layers": 64, "num_classes": 100, "filters": 65536, "kernel_size": 1024,
+               "pool_size": 1024}
 
 
 def check_size(name, value, flag=True):

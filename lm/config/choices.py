@@ -1,7 +1,8 @@
 """Every choice list of `lm`, in one place: flags, configs and checkpoints check against these."""
 
 CELLS = ("lstm", "gru", "rnn")              # recurrent cells (lm.models.encoder maps them to layers)
-ENCODERS = CELLS + ("bag",)                 # classifier encoders: a cell, or no recurrence
+CONV_ENCODERS = ("cnn", "cnn-lstm")          # convolution over time (+ max-pool and an LSTM)
+ENCODERS = CELLS + ("bag",) + CONV_ENCODERS  # classifier encoders: a cell, none, or convolutional
 DECODER_INPUTS = ("teacher", "repeat")     # seq2seq decoder input: previous target token, or
                                             # the encoder's final state at every step
 SEQ2SEQ_TASKS = ("addition", "pairs")       # built-in addition questions, or a source<TAB>target file

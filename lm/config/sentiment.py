@@ -24,12 +24,15 @@ class SentimentConfig:
     encoding: str = "utf-8"        # text encoding of the files
     encoding_errors: str = "strict"  # strict (fail on a bad byte) or replace (U+FFFD)
     # --- model ---
-    cell: str = "lstm"             # encoder: bag (mean of embeddings), rnn, gru or lstm
-    bidirectional: bool = False    # read each text in both directions (not for bag)
+    cell: str = "lstm"             # encoder: bag, rnn, gru, lstm, cnn (conv, relu, max) or cnn-lstm
+    bidirectional: bool = False    # read texts both ways (rnn, gru, lstm; the lstm of cnn-lstm)
     pool: str = "max"              # pool the encoder's states over the valid steps: mean, max, last
     embed_size: int = 32           # word (or character) embedding width
     hidden_size: int = 32          # recurrent state width (per direction)
     num_layers: int = 1            # stacked recurrent layers
+    filters: int = 200             # cnn, cnn-lstm: convolution filters (the cnn's feature width)
+    kernel_size: int = 3           # cnn, cnn-lstm: steps each filter reads (padding "same")
+    pool_size: int = 3             # cnn-lstm: steps max-pooled into one before the lstm
     dropout: float = 0.3           # dropout on the embeddings, between layers and before the head
     # --- optimisation ---
     max_epochs: float = 40.0       # passes over the training set
@@ -69,6 +72,8 @@ class SentimentConfig:
         c.embed_size = check_size("embed_size", c.embed_size)
         c.hidden_size = check_size("hidden_size", c.hidden_size)
         c.num_layers = check_size("num_layers", c.num_layers)
+        for name in ("filters", "kernel_size", "pool_size"):
+            setattr(c, name, check_size(name, getattr(c, name)))
         c.dropout = check_float("dropout", c.dropout, 0, 1, hi_open=True)
         c.max_epochs = check_float("max_epochs", c.max_epochs, 0, lo_open=True)
         c.max_steps = check_int("max_steps", c.max_steps, 0)
@@ -82,9 +87,12 @@ class SentimentConfig:
         c.weight_decay = check_float("weight_decay", c.weight_decay, 0)
         c.grad_clip = check_float("grad_clip", c.grad_clip, 0)
         c.time_budget = check_float("time_budget", c.time_budget, 0)
-        if c.bidirectional and c.cell == "bag":
-            raise ValueError("--bidirectional needs a recurrent --cell (rnn, gru, lstm), "
-                             "not bag")
+        if c.bidirectional and c.cell in ("bag", "cnn"):
+            raise ValueError(f"--bidirectional needs a recurrent --cell (rnn, gru, lstm, "
+                             f"cnn-lstm), not {c.cell}")
+        if c.cell == "cnn" and c.num_layers != 1:
+            raise ValueError("--num_layers stacks recurrent layers: --cell cnn has one "
+                             "convolution (cnn-lstm stacks lstm layers)")
         if c.freeze_encoder and not c.init_from:
             raise ValueError("--freeze_encoder needs --init_from LM_RUN_DIR (a frozen random "
                              "encoder would never learn)")

@@ -13,8 +13,8 @@ from lm.models.encoder import Encoder
 class SentimentClassifier(Layer):
     """ids (N, T) + mask (N, T) -> class scores (N, C).
 
-        h      = encoder(ids, mask)                      (N, T, H)   H = encoder.output_size
-        f      = pool(h over the valid steps of each row)  (N, H)
+        h      = encoder(ids, mask)                      (N, T', H)  H = encoder.output_size
+        f      = pool(h over the valid steps of each row)  (N, H)    (encoder.out_mask)
         scores = dropout(f) @ head.W + head.b            (N, C)
         loss   = mean_n CE(scores_n, y_n)
 
@@ -24,6 +24,7 @@ class SentimentClassifier(Layer):
     by name. Pooling "last" on a bidirectional encoder takes the forward half at each
     row's last valid step and the backward half at step 0 (where it has read the whole
     sentence). `bidirectional` None follows the encoder; True/False must agree with it.
+    Cell "cnn" with pool "max" is the convolutional classifier: relu(Conv1D), max over time.
     Padded steps never reach the scores, so padding never changes a prediction.
     """
 
@@ -53,11 +54,14 @@ class SentimentClassifier(Layer):
     @classmethod
     def build(cls, vocab_size, embed_size=64, hidden_size=64, cell="lstm", num_layers=1,
               bidirectional=False, pool="mean", dropout=0.0, num_classes=2,
-              dtype=np.float32, rng=None):
-        """A classifier with a new Encoder; `dropout` applies to the encoder and the head."""
+              dtype=np.float32, rng=None, filters=200, kernel_size=3, pool_size=3):
+        """A classifier with a new Encoder; `dropout` applies to the encoder and the head.
+        filters, kernel_size: the convolution of cells cnn and cnn-lstm; pool_size: the
+        max-pool of cnn-lstm."""
         rng = as_rng(rng)
         enc = Encoder(vocab_size, embed_size, hidden_size, cell=cell, num_layers=num_layers,
-                      dropout=dropout, bidirectional=bidirectional, dtype=dtype, rng=rng)
+                      dropout=dropout, bidirectional=bidirectional, dtype=dtype, rng=rng,
+                      filters=filters, kernel_size=kernel_size, pool_size=pool_size)
         return cls(enc, num_classes=num_classes, pool=pool, dropout=dropout, rng=rng)
 
     def config(self):
@@ -66,7 +70,7 @@ class SentimentClassifier(Layer):
         return {"vocab_size": e.vocab_size, "embed_size": e.embed_size,
                 "hidden_size": e.hidden_size, "cell": e.cell, "num_layers": e.num_layers,
                 "bidirectional": e.bidirectional, "pool": self.pool_mode,
-                "dropout": self.drop.p, "num_classes": self.num_classes}
+                "dropout": self.drop.p, "num_classes": self.num_classes, **e.conv_config()}
 
     @classmethod
     def from_config(cls, d, dtype=np.float32, rng=None):
@@ -76,11 +80,13 @@ class SentimentClassifier(Layer):
         missing = [k for k in keys if k not in d]
         if missing:
             raise ValueError(f"classifier config lacks {', '.join(missing)}")
-        return cls.build(**{k: d[k] for k in keys}, dtype=dtype, rng=rng)
+        conv = {k: d[k] for k in ("filters", "kernel_size", "pool_size") if k in d}
+        return cls.build(**{k: d[k] for k in keys}, **conv, dtype=dtype, rng=rng)
 
     def forward(self, ids, mask=None):
         """ids: (N, T) ints, mask: (N, T) bool or None (all valid) -> scores (N, C)."""
-        h, _ = self.encoder.forward(ids, mask=mask)           # (N, T, H)
+        h, _ = self.encoder.forward(ids, mask=mask)           # (N, T', H)
+        mask = self.encoder.out_mask                           # h's steps (cnn-lstm pools time)
         self._h_shape = h.shape
         if self._split_last:
             Hf = h.shape[2] // 2

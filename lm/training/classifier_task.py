@@ -80,7 +80,9 @@ class ClassifierTask:
         lines = [f"data    {self.cfg.data}: {sizes['train']} train, {sizes['val']} validation, "
                  f"{sizes['test']} test examples; classes {', '.join(self.classes)}",
                  f"vocab   {len(self.vocab):,} {self.vocab.level} tokens",
-                 f"model   {self.cfg.cell}{' bidirectional' if self.cfg.bidirectional else ''}, "
+                 f"model   {self.cfg.cell}{' bidirectional' if self.cfg.bidirectional else ''}"
+                 + "".join(f" {k} {v}" for k, v in self.model.encoder.conv_config().items())
+                 + ", "
                  f"{self.model.num_params():,} parameters"
                  + (f" ({frozen:,} frozen)" if frozen else "") + f" ({self.cfg.dtype})",
                  f"batch   {self.batcher.batch_size} texts per step ({len(self.batcher)} steps "
@@ -190,7 +192,8 @@ def setup(cfg, given=frozenset(), log=print):
     model = SentimentClassifier.build(
         len(vocab), cfg.embed_size, cfg.hidden_size, cell=cfg.cell, num_layers=cfg.num_layers,
         bidirectional=cfg.bidirectional, pool=cfg.pool, dropout=cfg.dropout,
-        num_classes=len(classes), dtype=DTYPES[cfg.dtype], rng=rng)
+        num_classes=len(classes), dtype=DTYPES[cfg.dtype], rng=rng, filters=cfg.filters,
+        kernel_size=cfg.kernel_size, pool_size=cfg.pool_size)
     if cfg.init_from and not cfg.resume:
         copied = copy_encoder_weights(model, enc_arrays)
         notes.append(f"init_from {cfg.init_from}: {len(copied)} encoder weights and a "
