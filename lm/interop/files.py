@@ -79,7 +79,12 @@ def _check_size(config, state, label):
     m = config["model"]
     H = m.get("hidden_size", m["embed_size"])
     implied = m["vocab_size"] * m["embed_size"]
-    if m.get("cell", "bag") != "bag":
+    cell = m.get("cell", "bag")
+    if cell in ("cnn", "cnn-lstm"):  # conv (K*E*F); cnn-lstm's LSTM reads F, not E
+        implied += m.get("kernel_size", 1) * m["embed_size"] * m.get("filters", 1)
+        if cell == "cnn-lstm":
+            implied += m.get("filters", 1) * H + m.get("num_layers", 1) * H * H
+    elif cell != "bag":
         implied += m["embed_size"] * H + m.get("num_layers", 1) * H * H
     stored = sum(a.size for a in state.values())
     if implied > stored:
@@ -160,7 +165,11 @@ def export_run(run_dir, out_path, which="best", overwrite=False):
     kind = config["kind"]
     model, config, vocab, _ = load_model(
         run_dir, lambda d: layout(kind).build(d, dtype=dtype), which)
-    state = layout(kind).to_torch(model.config(), model.params)
+    try:
+        state = layout(kind).to_torch(model.config(), model.params)
+    except KeyError as e:  # a model the layout does not describe: one line, not a traceback
+        raise ValueError(f"{run_dir}: no PyTorch layout for this {kind} model (it has no "
+                         f"parameter {e})") from None
     _refuse_existing(out_path, overwrite)
     save_tensors(out_path, state, metadata=make_metadata(config, vocab))
     return config, state

@@ -3,8 +3,8 @@
 One registry entry per model kind (`LAYOUTS[kind]`: how to build the lm model from its
 config, and the two mappings), so a new model adds its mapping with `register`. The
 pieces are shared: `embedding_*`, `rnn_stack_*` (nn.RNN/nn.GRU/nn.LSTM, any depth,
-either direction; `rnn_layer_*` one layer of it), `linear_*` (nn.Linear) and `adaptive_*`
-(nn.AdaptiveLogSoftmaxWithLoss).
+either direction; `rnn_layer_*` one layer of it), `conv1d_*` (nn.Conv1d), `linear_*`
+(nn.Linear) and `adaptive_*` (nn.AdaptiveLogSoftmaxWithLoss).
 
 Conventions (ours -> PyTorch): weights are multiplied on the right in lm (`x @ Wx`, Wx
 (D, G*H)) and on the left in PyTorch (weight_ih (G*H, D)), so every matrix is transposed.
@@ -12,6 +12,8 @@ LSTM gate blocks are i, f, o, g in lm and i, f, g, o in PyTorch (the same swap b
 lm's LSTM and RNN have one bias b, PyTorch two: export writes bias_ih = b (reordered),
 bias_hh = 0, and import takes b = bias_ih + bias_hh, which gives the same outputs. The
 GRU's bx, bh are bias_ih, bias_hh exactly (n = tanh(x Wx_n + bx_n + r*(h Wh_n + bh_n))).
+lm's Conv1D weight is W (K, D, F) and nn.Conv1d's (F, D, K) = W.transpose(2, 1, 0); both
+cross-correlate and pad "same" alike (an even kernel's extra zero on the right).
 
 A new kind is a few lines: `seq2seq_to_torch` below (encoder.*, decoder.*) is one, built
 from the same pieces and registered with `register("seq2seq", ...)`.
@@ -27,6 +29,8 @@ from lm.models.seq2seq import Seq2Seq
 
 LSTM_BLOCKS = [0, 1, 3, 2]  # lm i, f, o, g <-> PyTorch i, f, g, o (its own inverse)
 BIASES = {"rnn": ("b",), "lstm": ("b",), "gru": ("bx", "bh")}
+CONV_CELLS = ("cnn", "cnn-lstm")  # Conv1D (+ max-pool and an LSTM stack for cnn-lstm)
+ENCODER_CELLS = ("bag", *BIASES, *CONV_CELLS)  # the encoders that have a layout
 
 
 def _gates(a, cell):
@@ -66,6 +70,19 @@ def linear_from_torch(state, lm_prefix, torch_prefix, bias=True):
     if bias:
         out[lm_prefix + "b"] = np.array(state[torch_prefix + "bias"])
     return out
+
+
+def conv1d_to_torch(params, lm_prefix="conv.", torch_prefix="conv."):
+    """nn.Conv1d: weight (F, D, K) = W.transpose(2, 1, 0), bias (F,) = b; lm's W is (K, D, F)."""
+    w = np.asarray(params[lm_prefix + "W"])
+    return {torch_prefix + "weight": np.ascontiguousarray(w.transpose(2, 1, 0)),
+            torch_prefix + "bias": np.array(params[lm_prefix + "b"])}
+
+
+def conv1d_from_torch(state, lm_prefix="conv.", torch_prefix="conv."):
+    w = np.asarray(state[torch_prefix + "weight"])
+    return {lm_prefix + "W": np.ascontiguousarray(w.transpose(2, 1, 0)),
+            lm_prefix + "b": np.array(state[torch_prefix + "bias"])}
 
 
 def _directions(bidirectional):
@@ -154,18 +171,34 @@ def adaptive_from_torch(state, lm_prefix="head.", torch_prefix="decoder."):
 
 # ---- the models ------------------------------------------------------------------
 
-def _encoder_to_torch(config, params):
+def _rnn_cell(config, cells=ENCODER_CELLS):
+    """The recurrent cell of an encoder config (None: none); ValueError for a cell that has
+    no layout."""
+    cell = config.get("cell")
+    if cell not in cells:
+        raise ValueError(f"no PyTorch layout for cell {cell!r}; known: {', '.join(cells)}")
+    return {"bag": None, "cnn": None, "cnn-lstm": "lstm"}.get(cell, cell)
+
+
+def _encoder_to_torch(config, params, cells=ENCODER_CELLS):
+    """embedding.*, conv.* (cnn, cnn-lstm), rnn.* (the recurrent cells and cnn-lstm)."""
+    rnn = _rnn_cell(config, cells)
     out = embedding_to_torch(params)
-    if config["cell"] != "bag":
-        out.update(rnn_stack_to_torch(params, config["cell"], config.get("num_layers", 1),
+    if config["cell"] in CONV_CELLS:
+        out.update(conv1d_to_torch(params))
+    if rnn is not None:
+        out.update(rnn_stack_to_torch(params, rnn, config.get("num_layers", 1),
                                       config.get("bidirectional", False)))
     return out
 
 
-def _encoder_from_torch(config, state):
+def _encoder_from_torch(config, state, cells=ENCODER_CELLS):
+    rnn = _rnn_cell(config, cells)
     out = embedding_from_torch(state)
-    if config["cell"] != "bag":
-        out.update(rnn_stack_from_torch(state, config["cell"], config.get("num_layers", 1),
+    if config["cell"] in CONV_CELLS:
+        out.update(conv1d_from_torch(state))
+    if rnn is not None:
+        out.update(rnn_stack_from_torch(state, rnn, config.get("num_layers", 1),
                                         config.get("bidirectional", False)))
     return out
 
@@ -173,7 +206,7 @@ def _encoder_from_torch(config, state):
 def lm_to_torch(config, params):
     """LanguageModelRNN -> embedding.*, rnn.*, decoder.weight/bias (nn.Linear, written
     even when tied: weight = the embedding), or decoder.* of an adaptive softmax."""
-    out = _encoder_to_torch(config, params)
+    out = _encoder_to_torch(config, params, tuple(BIASES))
     if "head.proj0" in params:
         out.update(adaptive_to_torch(params))
     elif config.get("tie_weights", False):
@@ -185,7 +218,7 @@ def lm_to_torch(config, params):
 
 
 def lm_from_torch(config, state):
-    out = _encoder_from_torch(config, state)
+    out = _encoder_from_torch(config, state, tuple(BIASES))
     if "decoder.head.weight" in state:
         out.update(adaptive_from_torch(state))
     elif config.get("tie_weights", False):
@@ -199,7 +232,8 @@ def lm_from_torch(config, state):
 
 
 def classifier_to_torch(config, params):
-    """SentimentClassifier -> embedding.*, rnn.* (with _reverse keys when bidirectional),
+    """SentimentClassifier -> embedding.*, conv.weight (F, E, K), conv.bias (F,) (cells cnn,
+    cnn-lstm), rnn.* (with _reverse keys when bidirectional; cnn-lstm's LSTM stack),
     classifier.weight (C, H_out), classifier.bias (C,); pooling has no weights."""
     return {**_encoder_to_torch(config, params),
             **linear_to_torch(params, "head.", "classifier.")}
@@ -214,7 +248,7 @@ def seq2seq_to_torch(config, params):
     """Seq2Seq -> encoder.embedding.weight, encoder.rnn.* (nn.RNN/GRU/LSTM, `_reverse`
     keys when bidirectional), decoder.embedding.weight ("teacher" only), decoder.rnn.*_l0
     (one layer of Hd units), decoder.out.weight (V, Hd), decoder.out.bias (V,)."""
-    cell = config["cell"]
+    cell = _rnn_cell(config, tuple(BIASES))
     out = {**embedding_to_torch(params, "embed.W", "encoder.embedding."),
            **rnn_stack_to_torch(params, cell, config["num_layers"], config["bidirectional"],
                                 "rnn", "encoder.rnn.")}
@@ -226,7 +260,7 @@ def seq2seq_to_torch(config, params):
 
 
 def seq2seq_from_torch(config, state):
-    cell = config["cell"]
+    cell = _rnn_cell(config, tuple(BIASES))
     out = {**embedding_from_torch(state, "embed.W", "encoder.embedding."),
            **rnn_stack_from_torch(state, cell, config["num_layers"], config["bidirectional"],
                                   "rnn", "encoder.rnn.")}

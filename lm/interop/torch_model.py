@@ -10,8 +10,9 @@ or, by hand, with the config and state dict of an exported file:
 rnn (nn.RNN/GRU/LSTM, batch_first, dropout between layers) -> dropout -> decoder
 (nn.Linear, its weight the embedding's when tied; or nn.AdaptiveLogSoftmaxWithLoss).
 `Classifier` (lm.models.SentimentClassifier): embedding -> dropout -> rnn (optionally
-bidirectional; variable lengths packed) -> pooling over valid steps (mean, max, last) ->
-dropout -> classifier (nn.Linear). `Seq2Seq` (lm.models.Seq2Seq): encoder (embedding,
+bidirectional; variable lengths packed), or conv (nn.Conv1d, ReLU; "cnn-lstm": max-pooled,
+then the rnn) -> pooling over valid steps (mean, max, last) -> dropout -> classifier
+(nn.Linear). `Seq2Seq` (lm.models.Seq2Seq): encoder (embedding,
 rnn; the source reversed, lengths packed) -> its final state starts the decoder (embedding
 when "teacher", one-layer rnn, out). Each gives lm's outputs for the same weights.
 """
@@ -99,20 +100,53 @@ def _define():
                                                targets.reshape(-1)), state
 
     class Classifier(nn.Module):
-        """ids (N, T), lengths (N,) or None (all T) -> class scores (N, C)."""
+        """ids (N, T), lengths (N,) or None (all T) -> class scores (N, C).
+
+        Recurrent cells: embedding -> dropout -> rnn (lengths packed) -> pool.
+        "cnn":      h = relu(conv(e)) at valid steps, 0 at padded ones    (N, T, F)
+        "cnn-lstm": the same, max-pooled over windows of pool_size steps (time padded to
+                    whole windows; padded steps never win, a window of padding only is
+                    0 and masked) -> dropout -> rnn (an LSTM stack) over the pooled
+                    lengths ceil(L / pool_size)                            (N, ceil(T/P), H)
+        The conv (nn.Conv1d, padding "same") reads padded steps as zeros, as lm does.
+        """
 
         def __init__(self, vocab_size, embed_size, hidden_size, cell="lstm", num_layers=1,
-                     bidirectional=False, pool="mean", dropout=0.0, num_classes=2):
+                     bidirectional=False, pool="mean", dropout=0.0, num_classes=2,
+                     filters=200, kernel_size=3, pool_size=3):
             super().__init__()
             self.cell, self.pool, self.bidirectional = cell, pool, bidirectional
+            self.pool_size = pool_size
             self.embedding = nn.Embedding(vocab_size, embed_size)
             self.drop = nn.Dropout(dropout)
             out = embed_size
-            if cell != "bag":
-                self.rnn = make_rnn(cell, embed_size, hidden_size, num_layers, dropout,
+            if cell in ("cnn", "cnn-lstm"):
+                self.conv = nn.Conv1d(embed_size, filters, kernel_size, padding="same")
+                out = filters
+            if cell not in ("bag", "cnn"):
+                rnn_cell = "lstm" if cell == "cnn-lstm" else cell
+                self.rnn = make_rnn(rnn_cell, out, hidden_size, num_layers, dropout,
                                     bidirectional)
                 out = hidden_size * (2 if bidirectional else 1)
             self.classifier = nn.Linear(out, num_classes)
+
+        def _conv(self, x, mask):
+            """x (N, T, E), mask (N, T) -> relu(conv(x)) (N, T, F), 0 at padded steps."""
+            x = x * mask[:, :, None]                                     # padding reads 0
+            return torch.relu(self.conv(x.transpose(1, 2)).transpose(1, 2)) * mask[:, :, None]
+
+        def _maxpool(self, r, lengths):
+            """r (N, T, F) -> (N, ceil(T/P), F) and the pooled lengths ceil(L / P)."""
+            N, T, _ = r.shape
+            P = self.pool_size
+            Tp = -(-T // P) * P
+            r = nn.functional.pad(r, (0, 0, 0, Tp - T))                  # filler steps
+            mask = torch.arange(Tp)[None, :] < lengths[:, None]
+            r = r.masked_fill(~mask[:, :, None], float("-inf"))          # padding never wins
+            pooled = nn.functional.max_pool1d(r.transpose(1, 2), P).transpose(1, 2)
+            lengths = torch.div(lengths + P - 1, P, rounding_mode="floor")
+            valid = torch.arange(Tp // P)[None, :] < lengths[:, None]
+            return pooled.masked_fill(~valid[:, :, None], 0.0), lengths
 
         def forward(self, ids, lengths=None):
             N, T = ids.shape
@@ -121,7 +155,13 @@ def _define():
             h = self.drop(self.embedding(ids))
             if self.cell == "bag":
                 h = h * mask[:, :, None]
+            elif self.cell == "cnn":
+                h = self._conv(h, mask)
             else:
+                if self.cell == "cnn-lstm":
+                    h, lengths = self._maxpool(self._conv(h, mask), lengths)
+                    h, T = self.drop(h), h.shape[1]
+                    mask = torch.arange(T)[None, :] < lengths[:, None]
                 packed = pack_padded_sequence(h, lengths.cpu(), batch_first=True,
                                               enforce_sorted=False)
                 h, _ = pad_packed_sequence(self.rnn(packed)[0], batch_first=True,
@@ -133,7 +173,7 @@ def _define():
                 feats = h.masked_fill(~m, float("-inf")).max(1).values
             else:  # last valid step; a bidirectional rnn's backward half at step 0
                 feats = h[torch.arange(N), lengths - 1]
-                if self.bidirectional and self.cell != "bag":
+                if self.bidirectional and self.cell not in ("bag", "cnn"):
                     Hf = h.shape[2] // 2
                     feats = torch.cat([feats[:, :Hf], h[:, 0, Hf:]], 1)
             return self.classifier(self.drop(feats))
