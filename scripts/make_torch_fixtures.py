@@ -48,6 +48,8 @@ is also what `python -m lm.import_torch` reads. The .npz holds ids (N, T), lengt
 for the bare adaptive layer x (M, H) and log_prob (M, V). Seq2seq models (s2s_*, the
 1-digit adder's vocabulary, data.task addition): src (N, S), src_lengths (N,), targets
 (N, T), target_lengths (N,), logits (N, T, V) and generated (N, L) (greedy decoding).
+Convolutional classifiers (clf_cnn_*: cells cnn and cnn-lstm, nn.Conv1d under conv.) have
+the classifiers' keys, with ids (3, 11) and lengths [11, 5, 1] of their own.
 (The safetensors package writes the metadata in a hash order that changes from run to
 run: regenerated files hold the same tensors and metadata, not the same bytes.)
 """
@@ -269,6 +271,12 @@ INTEROP_CLF = {"clf_lstm_bi_last": dict(cell="lstm", bidirectional=True, pool="l
                "clf_rnn_max": dict(cell="rnn", pool="max"),
                "clf_bag_mean": dict(cell="bag", pool="mean")}
 INTEROP_V, INTEROP_E, INTEROP_H = 11, 6, 5
+# convolutional classifiers (F = 4 filters; even kernel: the extra "same" zero on the right)
+INTEROP_CNN = {"clf_cnn_max": dict(cell="cnn", pool="max", filters=4, kernel_size=4),
+               "clf_cnn_lstm_bi_last": dict(cell="cnn-lstm", bidirectional=True, pool="last",
+                                            filters=4, kernel_size=3, pool_size=3),
+               "clf_cnn_lstm_l2_mean": dict(cell="cnn-lstm", num_layers=2, pool="mean",
+                                            filters=4, kernel_size=2, pool_size=2)}
 INTEROP_S2S = {"s2s_lstm_bi_l2_teacher": dict(cell="lstm", bidirectional=True, num_layers=2,
                                               decoder_input="teacher", feed_state=True),
                "s2s_lstm_repeat": dict(cell="lstm", decoder_input="repeat"),
@@ -298,7 +306,8 @@ def _interop_meta(kind, model_cfg):
         data = {"task": "addition", "digits": 1, "file": "", "path": ""}
         vocab.update(itos=S2S_ITOS, specials=S2S_ITOS[:3])
     else:
-        train = SentimentConfig(**{k: model_cfg[k] for k in keys}, level="char",
+        conv = {k: model_cfg[k] for k in ("filters", "kernel_size", "pool_size") if k in model_cfg}
+        train = SentimentConfig(**{k: model_cfg[k] for k in keys}, **conv, level="char",
                                 bidirectional=model_cfg["bidirectional"],
                                 pool=model_cfg["pool"]).to_dict()
         data = {"classes": ["neg", "pos", "neutral"], "drop_spaces": False}
@@ -323,7 +332,7 @@ def run_interop(out_dir):
     cases += [("sentiment", n, {"vocab_size": INTEROP_V, "embed_size": INTEROP_E,
                                 "hidden_size": INTEROP_H, "num_layers": 1,
                                 "bidirectional": False, "dropout": 0.0, "num_classes": 3, **c})
-              for n, c in INTEROP_CLF.items()]
+              for n, c in {**INTEROP_CLF, **INTEROP_CNN}.items()]
     V = len(S2S_ITOS)
     cases += [("seq2seq", n, {"vocab_size": V, "embed_size": INTEROP_E, "hidden_size": INTEROP_H,
                               "num_layers": 1, "bidirectional": False, "reverse": True,
@@ -334,11 +343,15 @@ def run_interop(out_dir):
     src = torch.randint(0, V, (3, 5), generator=g_s2s)
     tgt = torch.randint(0, V, (3, 4), generator=g_s2s)
     src_lengths, tgt_lengths = torch.tensor([5, 3, 1]), torch.tensor([4, 2, 3])
+    g_cnn = torch.Generator().manual_seed(2027)   # its own too
+    ids_cnn = torch.randint(0, INTEROP_V, (3, 11), generator=g_cnn)   # several pool windows
+    lengths_cnn = torch.tensor([11, 5, 1])
     for kind, name, cfg in cases:
         mod = torch_model.module_class(kind)(**cfg).eval()
+        gen = g_s2s if kind == "seq2seq" else g_cnn if name in INTEROP_CNN else g
         with torch.no_grad():                    # wider than the default init
             for p in mod.parameters():
-                p.uniform_(-0.6, 0.6, generator=g_s2s if kind == "seq2seq" else g)
+                p.uniform_(-0.6, 0.6, generator=gen)
         with torch.no_grad():
             res = {"ids": ids.numpy()}
             if kind == "language_model":
@@ -348,6 +361,9 @@ def run_interop(out_dir):
                        "targets": tgt.numpy(), "target_lengths": tgt_lengths.numpy(),
                        "logits": mod(src, src_lengths, tgt, tgt_lengths).numpy(),
                        "generated": mod.generate(src, src_lengths).numpy()}
+            elif name in INTEROP_CNN:
+                res = {"ids": ids_cnn.numpy(), "lengths": lengths_cnn.numpy(),
+                       "scores": mod(ids_cnn, lengths_cnn).numpy()}
             else:
                 res["lengths"], res["scores"] = lengths.numpy(), mod(ids, lengths).numpy()
         config, vocab = _interop_meta(kind, cfg)

@@ -21,7 +21,9 @@ from lm.storage.safe_tensors import load_tensors
 
 FIX = os.path.join(REPO, "tests", "fixtures", "interop")
 LM_FIXTURES = [f"lm_{c}_l{L}" for c in ("rnn", "gru", "lstm") for L in (1, 2)] + ["lm_gru_l1_tied"]
-CLF_FIXTURES = ["clf_lstm_bi_last", "clf_gru_bi_l2_mean", "clf_rnn_max", "clf_bag_mean"]
+CNN_FIXTURES = ["clf_cnn_max", "clf_cnn_lstm_bi_last", "clf_cnn_lstm_l2_mean"]
+CLF_FIXTURES = ["clf_lstm_bi_last", "clf_gru_bi_l2_mean", "clf_rnn_max",
+                "clf_bag_mean"] + CNN_FIXTURES
 S2S_FIXTURES = ["s2s_lstm_bi_l2_teacher", "s2s_lstm_repeat", "s2s_gru_teacher_noreverse"]
 
 
@@ -122,7 +124,7 @@ def test_pytorch_to_lm_to_pytorch(name):
     back = torch_layout.to_torch(kind, model)
     assert sorted(back) == sorted(state)
     for k, a in state.items():
-        if "bias_" in k and config["model"]["cell"] in ("rnn", "lstm"):
+        if "rnn.bias_" in k and config["model"]["cell"] in ("rnn", "lstm", "cnn-lstm"):
             want = a + state[k.replace("bias_ih", "bias_hh")] if "bias_ih" in k else 0 * a
             np.testing.assert_array_equal(back[k], want)
         else:
@@ -137,6 +139,44 @@ def _model_from(kind, config, state):
     for k, a in torch_layout.from_torch(kind, config["model"], state).items():
         m.params[k][...] = a
     return m
+
+
+def cnn_classifier(cell, pool, kernel_size=3, pool_size=3, layers=1, bi=False,
+                   dtype=np.float32):
+    """A small cnn / cnn-lstm classifier (F = 4 filters != E = 6), every weight nonzero."""
+    m = SentimentClassifier.build(11, 6, 5, cell=cell, num_layers=layers, bidirectional=bi,
+                                  pool=pool, num_classes=3, filters=4, kernel_size=kernel_size,
+                                  pool_size=pool_size, dtype=dtype, rng=np.random.default_rng(0))
+    for p in m.params.values():
+        p[...] = np.random.default_rng(p.size).uniform(-0.6, 0.6, p.shape)
+    return m.eval()
+
+
+@pytest.mark.parametrize("cell, layers, bi", [("cnn", 1, False), ("cnn-lstm", 2, True)])
+def test_cnn_classifiers_to_pytorch_to_lm_are_identical(cell, layers, bi):
+    m = cnn_classifier(cell, "max", kernel_size=4, layers=layers, bi=bi)
+    state = torch_layout.to_torch("sentiment", m)
+    assert state["conv.weight"].shape == (4, 6, 4) and state["conv.bias"].shape == (4,)
+    np.testing.assert_array_equal(state["conv.weight"][:, :, 1], m.params["conv.W"][1].T)
+    rnn = [k for k in state if k.startswith("rnn.")]
+    assert len(rnn) == (0 if cell == "cnn" else 4 * layers * (2 if bi else 1))
+    if cell == "cnn-lstm":   # the LSTM reads the F filters
+        assert state["rnn.weight_ih_l0"].shape == (20, 4)
+    assert state["classifier.weight"].shape == (3, 4 if cell == "cnn" else 10)
+    back = torch_layout.from_torch("sentiment", m.config(), state)
+    assert sorted(back) == sorted(m.params)
+    for k, p in m.params.items():
+        assert back[k].dtype == p.dtype
+        np.testing.assert_array_equal(back[k], p)
+    assert not any(np.shares_memory(a, p) for a in state.values() for p in m.params.values())
+
+
+def test_a_cell_without_a_layout_is_a_value_error():
+    m = cnn_classifier("cnn", "max")
+    for kind, cell in (("sentiment", "transformer"), ("language_model", "cnn"),
+                       ("seq2seq", "bag")):
+        with pytest.raises(ValueError, match=f"no PyTorch layout for cell {cell!r}"):
+            torch_layout.layout(kind).to_torch({**m.config(), "cell": cell}, m.params)
 
 
 def test_classifier_keys_follow_pytorch_naming():
@@ -294,6 +334,24 @@ def test_imported_classifier_predicts_pytorchs_probabilities(tmp_path, capsys, m
         np.testing.assert_array_equal(again[k], original[k])
 
 
+def test_cnn_runs_import_and_export_and_a_cell_without_layout_is_one_line(
+        tmp_path, capsys, monkeypatch):
+    from lm import export, import_torch
+
+    path, _ = fixture("clf_cnn_lstm_bi_last")
+    assert cli(import_torch.main, [path, "--out_dir", "cls"], tmp_path, capsys, monkeypatch)[0] == 0
+    args = ["--checkpoint", "cls", "c.safetensors"]
+    assert cli(export.main, args, tmp_path, capsys, monkeypatch)[0] == 0
+    again, original = (load_tensors(p, require_checksum=False)
+                       for p in (tmp_path / "c.safetensors", path))
+    for k in ("conv.weight", "conv.bias", "rnn.weight_hh_l0_reverse", "classifier.weight"):
+        np.testing.assert_array_equal(again[k], original[k])
+    monkeypatch.setattr(torch_layout, "ENCODER_CELLS", ("bag", "rnn", "gru", "lstm"))
+    clean_error(cli(export.main, args[:2] + ["d.safetensors"], tmp_path, capsys, monkeypatch),
+                "no PyTorch layout for cell 'cnn-lstm'")
+    assert not os.path.exists(tmp_path / "d.safetensors")
+
+
 def test_tied_weights_must_agree_and_export_refuses_bad_input(tmp_path, capsys, monkeypatch):
     from lm import export, import_torch
 
@@ -410,3 +468,27 @@ def test_recall_runs_export_as_classifiers(tmp_path):
     with torch.no_grad():
         got = model(torch.from_numpy(ids)).numpy()
     np.testing.assert_allclose(got, m.forward(ids), atol=1e-5, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")  # PyTorch's note
+@pytest.mark.parametrize("cell, pool, K, P, layers, bi", [
+    ("cnn", "max", 3, 3, 1, False), ("cnn", "mean", 4, 3, 1, False),
+    ("cnn-lstm", "last", 4, 3, 2, True), ("cnn-lstm", "max", 3, 2, 1, False),
+    ("cnn-lstm", "mean", 2, 4, 1, False)])
+def test_lm_cnn_classifiers_give_lms_scores_in_pytorch(cell, pool, K, P, layers, bi):
+    """Padded batches: padding is excluded from the conv, the max-pool windows and the pool."""
+    torch = _torch()
+    from lm.interop import torch_model
+
+    m = cnn_classifier(cell, pool, K, P, layers, bi, dtype=np.float64)
+    tm = torch_model.Classifier(**m.config()).double().eval()
+    tm.load_state_dict({k: torch.from_numpy(a)
+                        for k, a in torch_layout.to_torch("sentiment", m).items()})
+    ids = np.random.default_rng(3).integers(0, 11, (4, 8))
+    lengths = np.array([8, 5, 1, 3])
+    mask = np.arange(8)[None, :] < lengths[:, None]
+    with torch.no_grad():
+        got = tm(torch.from_numpy(ids), torch.from_numpy(lengths)).numpy()
+    np.testing.assert_allclose(got, m.forward(ids, mask), atol=1e-10, rtol=0)
+    junk = np.where(mask, ids, 7)                    # what sits in the padding never matters
+    np.testing.assert_allclose(m.forward(junk, mask), got, atol=1e-10, rtol=0)

@@ -171,16 +171,17 @@ def adaptive_from_torch(state, lm_prefix="head.", torch_prefix="decoder."):
 
 # ---- the models ------------------------------------------------------------------
 
-def _rnn_cell(config, cells=ENCODER_CELLS):
+def _rnn_cell(config, cells=None):
     """The recurrent cell of an encoder config (None: none); ValueError for a cell that has
-    no layout."""
+    no layout (cells: those allowed, default ENCODER_CELLS)."""
+    cells = ENCODER_CELLS if cells is None else cells
     cell = config.get("cell")
     if cell not in cells:
         raise ValueError(f"no PyTorch layout for cell {cell!r}; known: {', '.join(cells)}")
     return {"bag": None, "cnn": None, "cnn-lstm": "lstm"}.get(cell, cell)
 
 
-def _encoder_to_torch(config, params, cells=ENCODER_CELLS):
+def _encoder_to_torch(config, params, cells=None):
     """embedding.*, conv.* (cnn, cnn-lstm), rnn.* (the recurrent cells and cnn-lstm)."""
     rnn = _rnn_cell(config, cells)
     out = embedding_to_torch(params)
@@ -192,7 +193,7 @@ def _encoder_to_torch(config, params, cells=ENCODER_CELLS):
     return out
 
 
-def _encoder_from_torch(config, state, cells=ENCODER_CELLS):
+def _encoder_from_torch(config, state, cells=None):
     rnn = _rnn_cell(config, cells)
     out = embedding_from_torch(state)
     if config["cell"] in CONV_CELLS:
