@@ -352,6 +352,25 @@ def test_cnn_runs_import_and_export_and_a_cell_without_layout_is_one_line(
     assert not os.path.exists(tmp_path / "d.safetensors")
 
 
+def test_a_cnn_with_a_wide_unused_hidden_size_imports_and_exports(tmp_path, capsys,
+                                                                  monkeypatch):
+    """cnn has no recurrent layer: its hidden_size implies no weights (a size bound that
+    counted E*H + H*H refused such runs); a config lying about its filters is refused."""
+    from lm import export, import_torch
+
+    def edit(key, value):
+        return lambda m: _set(m, "model", json.dumps({**json.loads(m["model"]), key: value}))
+
+    wide = _damaged(tmp_path, "clf_cnn_max", edit_meta=edit("hidden_size", 256))
+    assert cli(import_torch.main, [wide, "--out_dir", "cls"], tmp_path, capsys,
+               monkeypatch)[0] == 0
+    assert cli(export.main, ["--checkpoint", "cls", "c.safetensors"], tmp_path, capsys,
+               monkeypatch)[0] == 0
+    lying = _damaged(tmp_path, "clf_cnn_max", edit_meta=edit("filters", 60000))
+    clean_error(cli(import_torch.main, [lying, "--out_dir", "r"], tmp_path, capsys,
+                    monkeypatch), "implies at least")
+
+
 def test_tied_weights_must_agree_and_export_refuses_bad_input(tmp_path, capsys, monkeypatch):
     from lm import export, import_torch
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from lm.interop.torch_layout import layout
 from lm.storage.atomic import write_bytes
-from lm.storage.checkpoint import (CheckpointError, copy_into_params, load_model,
-                                   save_checkpoint, validate_config, validate_vocab,
-                                   write_run_metadata)
+from lm.storage.checkpoint import (CheckpointError, copy_into_params,
+                                   implied_encoder_weights, load_model, save_checkpoint,
+                                   validate_config, validate_vocab, write_run_metadata)
 from lm.storage.safe_json import parse_json
 from lm.storage.safe_tensors import dumps_metadata, load_tensors, save_tensors
 from lm.text.vocab import Vocab
@@ -75,17 +75,9 @@ def _dtype_of(state, label):
 
 def _check_size(config, state, label):
     """Refuse a config implying more weights than are stored before building the model
-    (a lying config could exhaust memory): a lower bound V*E + E*H + L*H*H."""
-    m = config["model"]
-    H = m.get("hidden_size", m["embed_size"])
-    implied = m["vocab_size"] * m["embed_size"]
-    cell = m.get("cell", "bag")
-    if cell in ("cnn", "cnn-lstm"):  # conv (K*E*F); cnn-lstm's LSTM reads F, not E
-        implied += m.get("kernel_size", 1) * m["embed_size"] * m.get("filters", 1)
-        if cell == "cnn-lstm":
-            implied += m.get("filters", 1) * H + m.get("num_layers", 1) * H * H
-    elif cell != "bag":
-        implied += m["embed_size"] * H + m.get("num_layers", 1) * H * H
+    (a lying config could exhaust memory): the encoder's lower bound
+    (lm.storage.checkpoint.implied_encoder_weights)."""
+    implied = implied_encoder_weights(config["model"])
     stored = sum(a.size for a in state.values())
     if implied > stored:
         raise CheckpointError(label, f"the config implies at least {implied} weights but "

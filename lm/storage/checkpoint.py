@@ -32,7 +32,7 @@ __all__ = ["CheckpointError", "AtomicWriteError", "atomic_write", "save_arrays",
            "write_run_metadata", "validate_config", "validate_vocab", "sections",
            "verify_against_model", "copy_into_params", "load_model", "rng_to_array",
            "rng_from_array", "checkpoint_path", "find_checkpoint", "read_vocab",
-           "check_fits_checkpoint"]
+           "check_fits_checkpoint", "implied_encoder_weights"]
 
 CONFIG_NAME, VOCAB_NAME = "config.json", "vocab.json"
 PREFIXES = ("param/", "optim/", "state/")
@@ -274,24 +274,34 @@ def load_checkpoint(run_dir, which="best"):
     return config, vocab, arrays
 
 
-def _implied_weights(config):
-    """A lower bound on the weights a validated config implies: V*E (embedding),
-    E*H + L*H*H (recurrent layers), V*H (an untied language-model head)."""
-    model = config["model"]
-    V, E = model["vocab_size"], model["embed_size"]
+def implied_encoder_weights(model):
+    """A lower bound on the weights of a validated model config's encoder: V*E (embedding),
+    K*E*F (the convolution of cnn, cnn-lstm), I*H + L*H*H (recurrent layers reading
+    I = E inputs, or F after cnn-lstm's convolution; none for bag and cnn)."""
+    E, cell = model["embed_size"], model.get("cell", "bag")
     H = model.get("hidden_size", E)
-    implied = V * E
-    if model.get("cell", "bag") != "bag":
-        implied += E * H + model.get("num_layers", 1) * H * H
+    implied, inputs = model["vocab_size"] * E, E
+    if cell in ("cnn", "cnn-lstm"):
+        inputs = model.get("filters", 1)
+        implied += model.get("kernel_size", 1) * E * inputs
+    if cell not in ("bag", "cnn"):
+        implied += inputs * H + model.get("num_layers", 1) * H * H
+    return implied
+
+
+def _implied_weights(config):
+    """A lower bound on the weights a validated config implies: the encoder's
+    (implied_encoder_weights), V*H (an untied language-model head)."""
+    model = config["model"]
+    implied = implied_encoder_weights(model)
     if config["kind"] == "language_model" and not model.get("tie_weights", False):
-        implied += V * H
+        implied += model["vocab_size"] * model.get("hidden_size", model["embed_size"])
     return implied
 
 
 def _check_config_size(config, arrays, path):
     """Refuse a config that implies more weights than are stored, before anything is
-    built from it (a lying config could exhaust memory). Lower bound on the weights:
-    V*E (embedding), E*H + L*H*H (recurrent layers), V*H (untied language-model head)."""
+    built from it (a lying config could exhaust memory; the bound: _implied_weights)."""
     stored = sum(a.size for k, a in arrays.items() if k.startswith("param/"))
     implied = _implied_weights(config)
     if implied > stored:
