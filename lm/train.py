@@ -13,14 +13,19 @@ import shlex  # noqa: E402
 
 from lm.cli import (EXIT_INTERRUPTED, CliError, config_command, given_flags,  # noqa: E402
                     raw_flag, run_cli)
-from lm.config.training import TrainConfig  # noqa: E402
+from lm.config.training import TrainConfig, level_defaults_help  # noqa: E402
 
 SUMMARY = """Train a character- or word-level recurrent language model on a text file.
 
 Saves a self-contained run directory (config.json, vocab.json, best.safetensors,
 last.safetensors, metrics.jsonl, curves.png). Ctrl-C saves the last checkpoint and prints
 how to resume. CORPUS is a
-text file or a corpus name: pydoc (the default, on every machine), tinyshakespeare, names."""
+text file or a corpus name: pydoc (the default, on every machine), tinyshakespeare, names.
+
+Defaults that depend on --level (a flag given keeps its value; config.json records the
+values used); with --softmax auto a vocabulary above 8000 words gets the adaptive softmax,
+untied:
+""" + level_defaults_help()
 THREADS = ("threads", "auto", "BLAS threads: auto (1 when the machine is already busy, "
            "else all CPUs) or N")
 

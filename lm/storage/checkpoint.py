@@ -74,7 +74,8 @@ def find_checkpoint(run_dir, which):
 
 # Types of the "model" fields of config.json that lm knows; others pass unchecked.
 _BOOL_FIELDS = ("tie_weights", "bidirectional")
-_CHOICE_FIELDS = {"cell": choices.ENCODERS, "dtype": choices.DTYPES, "pool": choices.POOLS}
+_CHOICE_FIELDS = {"cell": choices.ENCODERS, "dtype": choices.DTYPES, "pool": choices.POOLS,
+                  "softmax": choices.SOFTMAXES}
 _REQUIRED = {"language_model": ("vocab_size", "embed_size", "hidden_size", "cell"),
              "sentiment": ("vocab_size", "embed_size")}
 
@@ -128,7 +129,8 @@ def validate_config(config, label=CONFIG_NAME):
 
 def validate_vocab(vocab, vocab_size=None, label=VOCAB_NAME):
     """Check a vocab.json dict (Vocab.to_json): "itos" a list of distinct strings, of
-    vocab_size if given; "specials" strings, "lowercase" a bool, "level" char|word."""
+    vocab_size if given; "specials" strings, "lowercase" a bool, "level" char|word, and
+    "tokenizer" one of the level's (absent in lm 0.1's files)."""
     if not isinstance(vocab, dict):
         raise CheckpointError(label, "vocabulary must be a JSON object")
     itos = vocab.get("itos")
@@ -140,8 +142,12 @@ def validate_vocab(vocab, vocab_size=None, label=VOCAB_NAME):
         raise CheckpointError(label, "'itos' holds a token twice")
     if "lowercase" in vocab and not isinstance(vocab["lowercase"], bool):
         raise CheckpointError(label, "'lowercase' must be true or false")
-    if "level" in vocab and vocab["level"] not in ("char", "word"):
+    if "level" in vocab and vocab["level"] not in choices.TOKENIZERS:
         raise CheckpointError(label, f"'level' must be 'char' or 'word', got {vocab['level']!r}")
+    known = choices.TOKENIZERS[vocab.get("level", "char")]
+    if "tokenizer" in vocab and vocab["tokenizer"] not in known:
+        raise CheckpointError(label, f"'tokenizer' must be one of {', '.join(known)}, "
+                              f"got {vocab['tokenizer']!r}")
     specials = vocab.get("specials", [])
     if not isinstance(specials, list) or not all(isinstance(t, str) for t in specials):
         raise CheckpointError(label, "'specials' must be a list of strings")
@@ -237,7 +243,8 @@ def load_checkpoint(run_dir, which="best"):
 def _check_config_size(config, arrays, path):
     """Refuse a config that implies more weights than are stored, before anything is
     built from it (a lying config could exhaust memory). Lower bound on the weights:
-    V*E (embedding), E*H + L*H*H (recurrent layers), V*H (untied language-model head)."""
+    V*E (embedding), E*H + L*H*H (recurrent layers), V*H (untied language-model head; V
+    for an adaptive softmax, whose clusters are narrower)."""
     model = config["model"]
     stored = sum(a.size for k, a in arrays.items() if k.startswith("param/"))
     V, E = model["vocab_size"], model["embed_size"]
@@ -246,7 +253,7 @@ def _check_config_size(config, arrays, path):
     if model.get("cell", "bag") != "bag":
         implied += E * H + model.get("num_layers", 1) * H * H
     if config["kind"] == "language_model" and not model.get("tie_weights", False):
-        implied += V * H
+        implied += V if model.get("softmax") == "adaptive" else V * H
     if implied > stored:
         raise CheckpointError(path, f"config.json implies at least {implied} weights "
                               f"but the checkpoint stores {stored}")

@@ -80,7 +80,9 @@ class LanguageModelTask:
                  f"vocab   {len(s.vocab):,} tokens"
                  + (f" (min_count {cfg.min_count})" if cfg.min_count > 1 else ""),
                  f"model   {cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embed {cfg.embed_size}, "
-                 f"dropout {cfg.dropout:g}: {s.model.num_params():,} parameters ({cfg.dtype})"]
+                 f"dropout {cfg.dropout:g}, {cfg.softmax} softmax"
+                 + (", tied" if cfg.tie_weights else "")
+                 + f": {s.model.num_params():,} parameters ({cfg.dtype})"]
         if cfg.line_mode:
             per_step = f"{b.batch_size} lines per step ({len(b)} steps per epoch)"
         else:
@@ -109,7 +111,8 @@ def sample_text(task, step, length, temperature=0.8):
 def build_model(cfg, vocab_size, rng):
     return LanguageModelRNN(vocab_size, cfg.embed_size, cfg.hidden_size, cell=cfg.cell,
                             num_layers=cfg.num_layers, dropout=cfg.dropout,
-                            tie_weights=cfg.tie_weights, dtype=DTYPES[cfg.dtype], rng=rng)
+                            tie_weights=cfg.tie_weights, softmax=cfg.softmax,
+                            dtype=DTYPES[cfg.dtype], rng=rng)
 
 
 def make_optimizer(cfg, model):
@@ -130,10 +133,13 @@ def _run_dir_for(cfg, given):
         label = os.path.join(run_dir, "config.json")
         meta = validate_config(read_json(label), label)
         saved = train_config_from_json(meta, label)
+        named = cfg.corpus
         cfg = resume_config(saved, cfg, given)
         saved_path = meta.get("data", {}).get("path")
         if isinstance(saved_path, str) and os.path.isfile(saved_path):
             cfg.corpus = saved_path  # the same file, whatever the current directory
+        elif "corpus" in given:
+            cfg.corpus = named  # the saved path is gone (the run was moved): the file named
         vocab = Vocab.from_json(read_json(os.path.join(run_dir, "vocab.json")))
     else:
         if cfg.init_from:
@@ -167,8 +173,9 @@ def setup(cfg, given=frozenset()):
     path, _ = resolve_corpus(cfg.corpus)
     corpus = load_corpus(path, cfg.level, cfg.lowercase, cfg.min_count,
                          cfg.max_vocab or None, cfg.line_mode, cfg.encoding,
-                         cfg.encoding_errors, vocab=vocab)
+                         cfg.encoding_errors, vocab=vocab, tokenizer=cfg.tokenizer)
     vocab = corpus.vocab
+    cfg.resolve_softmax(len(vocab))  # --softmax auto: by the vocabulary's size
     train_data, val_data = split_corpus(corpus, cfg.val_frac,
                                         cfg.seed if cfg.shuffle_lines else None)
     rng = np.random.default_rng(cfg.seed)
