@@ -20,11 +20,15 @@ from lm.config.choices import (CELLS, DTYPES, ENCODING_ERRORS, LEGACY_TOKENIZERS
 LEVEL_DEFAULTS = {
     "char": {"embed_size": 64, "hidden_size": 512, "dropout": 0.1, "tie_weights": False,
              "seq_length": 64, "batch_size": 32},
-    "word": {"embed_size": "hidden_size", "hidden_size": 256, "dropout": 0.5,
+    "word": {"embed_size": "hidden_size", "hidden_size": 256, "dropout": 0.3,
              "tie_weights": True, "seq_length": 35, "batch_size": 20},
 }
 # --softmax auto: the adaptive softmax above this many words, the full one up to it.
-ADAPTIVE_ABOVE = 8000
+# Measured (scripts/bench_softmax.py, 1-layer LSTM E = H = 256, N*T = 20*35, one thread):
+# the adaptive training step is 1.1-1.2x the full one at V = 1000-2000, 2.0x at 4000,
+# 2.1x at 6000 and 2.7x at 10,000; below ~3000 words the untied adaptive softmax would
+# give up the tied one's quality for little speed.
+ADAPTIVE_ABOVE = 3000
 
 
 @dataclass
@@ -46,9 +50,9 @@ class TrainConfig:
     embed_size: int = None         # token embedding width (by level: char 64, word = hidden_size)
     hidden_size: int = None        # recurrent state width (by level: char 512, word 256)
     num_layers: int = 1            # stacked recurrent layers
-    dropout: float = None          # dropout on embeddings, between layers, before the output layer (by level: char 0.1, word 0.5)
+    dropout: float = None          # dropout on embeddings, between layers, before the output layer (by level: char 0.1, word 0.3)
     tie_weights: bool = None       # share embedding and output matrix, needs embed == hidden (by level: char off, word on with the full softmax)
-    softmax: str = "auto"          # output layer: full, adaptive (frequent words in a head, rare ones in clusters), auto (adaptive above 8000 words)
+    softmax: str = "auto"          # output layer: full, adaptive (frequent words in a head, rare ones in clusters), auto (by vocabulary size, see above)
     # --- optimisation ---
     seq_length: int = None         # BPTT window: tokens per stream per step (by level: char 64, word 35)
     batch_size: int = None         # parallel streams (or lines) per step (by level: char 32, word 20)

@@ -16,7 +16,7 @@ from lm.text.corpora import corpus_info, resolve_corpus
 from lm.text.stream import load_corpus
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_loss
-from lm.training.metrics import bits_per_token, format_eval_line, perplexity
+from lm.training.metrics import bits_per_char, bits_per_token, format_eval_line, perplexity
 from lm.training.optim import SGD, Adam
 from lm.training.trainer import train_task
 
@@ -55,7 +55,20 @@ class LanguageModelTask:
         row = {"val_loss": val, "val_ppl": perplexity(val)}
         if cfg.level == "char":
             row["val_bpc"] = bits_per_token(val)
+        elif self.val_chars:
+            row["val_bpc"] = bits_per_char(val, _num_tokens(self.val_data), self.val_chars)
         return row
+
+    @property
+    def val_chars(self):
+        """Characters of the validation text at word level (0 when unknown: `<unk>` in it
+        hides how many characters it stood for)."""
+        if "_val_chars" not in self.__dict__:
+            ids = np.asarray(getattr(self.val_data, "ids", self.val_data))
+            lens = np.array([len(t) for t in self.vocab.itos], dtype=np.int64)
+            unk = np.count_nonzero(ids == self.vocab.unk_id)
+            self.__dict__["_val_chars"] = 0 if unk or self.cfg.line_mode else int(lens[ids].sum())
+        return self.__dict__["_val_chars"]
 
     def score(self, row):
         return (-row["val_loss"],)
