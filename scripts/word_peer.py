@@ -3,6 +3,7 @@
 Usage:
   python scripts/word_peer.py ptb --minutes 9              # ptb.test.txt trains, ptb.valid.txt held out
   python scripts/word_peer.py tinyshakespeare --minutes 9  # the last 10% of the characters held out
+  python scripts/word_peer.py pydoc --minutes 9            # the same split of CPython's documentation
   python scripts/word_peer.py --train A.txt --heldout B.txt --minutes 9
   python scripts/word_peer.py ptb --minutes 1 --lm_args "--hidden_size 128"   # other lm flags
 
@@ -21,17 +22,19 @@ different tokens compare.
   clipped at 0.25, windows of 35, batch 20, hidden state carried (cut from the graph)
   between windows; after every epoch (and when time is up) the validation loss, the
   last 10% of its tokens as for lm, keeps the best weights, else lr /= 4.
-- Vocabulary, both sides: every token of the training file (its own tokeniser), nothing
-  else; a held-out token outside it is scored as `<unk>`, and the share of held-out tokens
-  that are `<unk>` is printed for each side.
+- Vocabulary, both sides: the tokens of the training file (its own tokeniser) seen at
+  least --min_count times (lm's word default, 2, unless given), the others `<unk>`; a
+  held-out token outside it is scored as `<unk>`, and the share of held-out tokens that
+  are `<unk>` is printed for each side.
 - Scoring, both sides: the held-out file as one stream (batch 1), the state carried, every
   token after the first predicted once.
-The tinyshakespeare split is at the first line break at or after 90% of its characters;
-the two parts are written to a temporary directory (nothing is written into the repo).
+A corpus other than ptb is split at the first line break at or after 90% of its
+characters; the two parts are written to a temporary directory (nothing into the repo).
 The machine's load slows both sides alike; figures taken on a busy machine say so.
 """
 import argparse
 import json
+from collections import Counter
 import math
 import os
 import shlex
@@ -51,20 +54,26 @@ UNK, EOS = "<unk>", "<eos>"
 # ---- files ---------------------------------------------------------------------------
 
 def corpus_files(name, data_dir, work):
-    """(train path, held-out path) of a named corpus; tinyshakespeare is split here."""
+    """(train path, held-out path): ptb's own files, or any other corpus (tinyshakespeare,
+    pydoc, a path) split at the first line break at or after 90% of its characters."""
     if name == "ptb":
         d = os.path.join(data_dir, "ptb")
         return os.path.join(d, "ptb.test.txt"), os.path.join(d, "ptb.valid.txt")
-    if name == "tinyshakespeare":
-        with open(os.path.join(data_dir, "tinyshakespeare.txt"), encoding="utf-8") as f:
-            text = f.read()
-        cut = text.find("\n", int(len(text) * 0.9)) + 1 or len(text)
-        paths = os.path.join(work, "shakespeare_train.txt"), os.path.join(work, "shakespeare_heldout.txt")
-        for path, part in zip(paths, (text[:cut], text[cut:])):
-            with open(path, "w", encoding="utf-8") as f:
-                f.write(part)
-        return paths
-    raise SystemExit(f"error: unknown corpus {name!r} (ptb, tinyshakespeare, or --train/--heldout)")
+    sys.path.insert(0, ROOT)
+    from lm.text.corpora import resolve_corpus
+    try:
+        source, _ = resolve_corpus(name)  # tinyshakespeare, pydoc, names or a path
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
+    with open(source, encoding="utf-8") as f:
+        text = f.read()
+    cut = text.find("\n", int(len(text) * 0.9)) + 1 or len(text)
+    stem = os.path.splitext(os.path.basename(source))[0]
+    paths = os.path.join(work, f"{stem}_train.txt"), os.path.join(work, f"{stem}_heldout.txt")
+    for path, part in zip(paths, (text[:cut], text[cut:])):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(part)
+    return paths
 
 
 def num_chars(path):
@@ -104,9 +113,10 @@ def peer_main(args):
     torch.manual_seed(args.seed)
     t0 = time.monotonic()
     tokens = peer_tokens(args.train)
-    itos = sorted(set(tokens)) + ([UNK] if UNK not in tokens else [])
+    counts = Counter(tokens)  # lm's rule: tokens seen fewer than min_count times are <unk>
+    itos = sorted(w for w, c in counts.items() if c >= args.min_count and w != UNK) + [UNK]
     stoi = {w: i for i, w in enumerate(itos)}
-    ids = torch.tensor([stoi[w] for w in tokens], dtype=torch.long)
+    ids = torch.tensor([stoi.get(w, stoi[UNK]) for w in tokens], dtype=torch.long)
     n_val = int(round(len(ids) * 0.1))
     train, val = batchify(ids[:-n_val], 20), batchify(ids[-n_val:], 10)
     V = len(itos)
@@ -213,6 +223,13 @@ def lm_heldout(run_dir, heldout):
 
 # ---- side by side -----------------------------------------------------------------------
 
+def word_default(name):
+    """lm's word-level default of a flag (lm.config.training.LEVEL_DEFAULTS)."""
+    sys.path.insert(0, ROOT)
+    from lm.config.training import TrainConfig
+    return getattr(TrainConfig(level="word").validate(), name)
+
+
 def run(args):
     work = args.work_dir or tempfile.mkdtemp(prefix="word_peer_")
     os.makedirs(work, exist_ok=True)
@@ -220,15 +237,21 @@ def run(args):
         train, heldout = args.train, args.heldout
         name = os.path.splitext(os.path.basename(train))[0]
     else:
-        data_dir = os.environ.get("LM_DATA_DIR") or sys.exit("error: set LM_DATA_DIR")
+        data_dir = os.environ.get("LM_DATA_DIR", "")
+        if args.corpus == "ptb" and not data_dir:
+            sys.exit("error: set LM_DATA_DIR (ptb is read from $LM_DATA_DIR/ptb)")
         train, heldout = corpus_files(args.corpus, data_dir, work)
         name = args.corpus
     seconds = args.minutes * 60
     lm_dir = os.path.join(work, f"{name}-lm")
     lm_cmd = [sys.executable, "-m", "lm.train", train, "--level", "word", "--time_budget",
               str(seconds), "--threads", "1", "--out_dir", lm_dir, *shlex.split(args.lm_args)]
+    min_count = args.min_count or word_default("min_count")
+    if args.min_count:
+        lm_cmd += ["--min_count", str(min_count)]
     peer_cmd = [sys.executable, os.path.abspath(__file__), "--peer", "--train", train,
-                "--heldout", heldout, "--seconds", str(seconds), "--seed", str(args.seed)]
+                "--heldout", heldout, "--seconds", str(seconds), "--seed", str(args.seed),
+                "--min_count", str(min_count)]
     print(f"# {name}: train {train}, held out {heldout}, {args.minutes:g} min each, side by side")
     print("# lm:   " + " ".join(map(shlex.quote, lm_cmd)))
     print("# peer: " + " ".join(map(shlex.quote, peer_cmd)), flush=True)
@@ -242,7 +265,7 @@ def run(args):
     results = [lm_heldout(lm_dir, heldout), json.loads(peer_out.strip().splitlines()[-1])]
     chars = num_chars(heldout)
     print(f"\n{name}: held-out {heldout}, {chars:,} characters; {args.minutes:g} min of "
-          f"training each\n")
+          f"training each; vocabulary: training tokens seen >= {min_count} times\n")
     print("| side | vocab | held-out tokens | `<unk>` share | steps | epochs | train tok/s | "
           "best val loss | held-out nats/token | bits per char |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -263,7 +286,8 @@ def run(args):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("corpus", nargs="?", default="ptb", help="ptb or tinyshakespeare")
+    ap.add_argument("corpus", nargs="?", default="ptb",
+                    help="ptb, or a corpus name or file split 90/10: tinyshakespeare, pydoc")
     ap.add_argument("--train", help="training file (with --heldout, instead of a corpus)")
     ap.add_argument("--heldout", help="held-out file scored in bits per character")
     ap.add_argument("--minutes", type=float, default=9.0, help="training wall time per side")
@@ -271,6 +295,8 @@ def main(argv=None):
     ap.add_argument("--work_dir", default="", help="where runs and logs go (default: a temp dir)")
     ap.add_argument("--json", default="", help="also write the figures here")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min_count", type=int, default=0,
+                    help="vocabulary rule of both sides (default: lm's word default)")
     ap.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -16,12 +16,14 @@ from lm.config.choices import (CELLS, DTYPES, ENCODING_ERRORS, LEGACY_TOKENIZERS
 # The one rule for the defaults that depend on --level (a field left at None takes the
 # value for its level; config.json always holds the value used). Word level, measured on
 # Penn Treebank and tinyshakespeare words (README, "Word level"): a smaller, tied, more
-# regularised model on shorter windows; see `level_default` for the tie and embed rules.
+# regularised model on shorter windows, the lr lowered at the first stall, and words seen
+# once as <unk> (so that <unk>, which held-out words outside the vocabulary become, is
+# learnt); see `level_default` for the tie and embed rules.
 LEVEL_DEFAULTS = {
-    "char": {"embed_size": 64, "hidden_size": 512, "dropout": 0.1, "tie_weights": False,
-             "seq_length": 64, "batch_size": 32},
-    "word": {"embed_size": "hidden_size", "hidden_size": 256, "dropout": 0.3,
-             "tie_weights": True, "seq_length": 35, "batch_size": 20},
+    "char": {"min_count": 1, "embed_size": 64, "hidden_size": 512, "dropout": 0.1,
+             "tie_weights": False, "seq_length": 64, "batch_size": 32, "patience": 1},
+    "word": {"min_count": 2, "embed_size": "hidden_size", "hidden_size": 256, "dropout": 0.3,
+             "tie_weights": True, "seq_length": 35, "batch_size": 20, "patience": 0},
 }
 # --softmax auto: the adaptive softmax above this many words, the full one up to it.
 # Measured (scripts/bench_softmax.py, 1-layer LSTM E = H = 256, N*T = 20*35, one thread):
@@ -38,7 +40,7 @@ class TrainConfig:
     level: str = "char"            # "char": Unicode code points; "word": words with the space before them, punctuation, line breaks
     tokenizer: str = ""            # word level: "words" (default: " the", line breaks are tokens) or "runs" (lm 0.1: spaces are tokens)
     lowercase: bool = False        # lowercase the text before tokenising
-    min_count: int = 1             # tokens seen fewer times become <unk>
+    min_count: int = None          # tokens seen fewer times become <unk> (by level: char 1, word 2)
     max_vocab: int = 0             # keep only the most frequent tokens (0 = no limit)
     line_mode: bool = False        # each line is one sample, framed by <bos>/<eos>, padded, masked
     val_frac: float = 0.1          # the last fraction of the token stream (or lines) is validation
@@ -62,7 +64,7 @@ class TrainConfig:
     weight_decay: float = 0.0      # L2 penalty added by the optimiser
     grad_clip: float = 5.0         # clip the global gradient norm to this (0 = off)
     lr_decay: float = 0.5          # multiply the lr by this when validation stalls
-    patience: int = 1              # evaluations without improvement before lowering the lr
+    patience: int = None           # evaluations without improvement before lowering the lr (by level: char 1, word 0)
     min_lr: float = 1e-5           # the lr is never lowered below this
     # --- schedule ---
     max_epochs: float = 50.0       # stop after this many passes over the training tokens

@@ -55,6 +55,22 @@ class Corpus:
     line_mode: bool
     num_bytes: int
     offsets: Optional[np.ndarray] = None
+    unk_chars: Optional[np.ndarray] = None  # word level, not line mode: (num <unk>,) int64,
+    # the characters of the text each <unk> in ids stands for, in stream order
+
+    def num_chars(self, start=0):
+        """Characters of the text of ids[start:] (the tokens' lengths, <unk> included);
+        None where unknown (line mode, or a word corpus read without unk_chars)."""
+        if self.line_mode or (self.level != "char" and self.unk_chars is None):
+            return None
+        ids = self.ids[start:]
+        if self.level == "char":
+            return len(ids)
+        lens = np.array([len(t) for t in self.vocab.itos], dtype=np.int64)
+        unk = ids == self.vocab.unk_id
+        n_unk = int(np.count_nonzero(unk))
+        tail = self.unk_chars[len(self.unk_chars) - n_unk:] if n_unk else self.unk_chars[:0]
+        return int(lens[ids[~unk]].sum() + tail.sum())
 
     @property
     def name(self):
@@ -172,6 +188,7 @@ def _encode(pieces, vocab, line_mode, num_tokens, num_lines):
     level, word_tokens = vocab.level, TOKENIZE[vocab.tokenizer]
     ids = np.empty(num_tokens, dtype=vocab.dtype)
     offsets = np.zeros(num_lines + 1, dtype=np.int64) if line_mode else None
+    unk_chars = []  # word level: the lengths of the tokens that became <unk>
     lut = _char_table(vocab) if level == "char" else None
     pos, line = 0, 0
     for piece in pieces:
@@ -186,16 +203,20 @@ def _encode(pieces, vocab, line_mode, num_tokens, num_lines):
                 new = vocab.encode([t for ts in toks for t in ts])
             offsets[line + 1:line + 1 + len(lines)] = pos + np.cumsum(lens)
             line += len(lines)
+        elif level == "char":
+            new = lut[_codepoints(piece)]
         else:
-            new = lut[_codepoints(piece)] if level == "char" else vocab.encode(
-                word_tokens(piece))
+            toks = word_tokens(piece)
+            new = vocab.encode(toks)
+            unk_chars += [len(toks[i]) for i in np.flatnonzero(new == vocab.unk_id).tolist()]
         if pos + len(new) > num_tokens or (line_mode and line > num_lines):
             raise ValueError("the file changed while it was being read")
         ids[pos:pos + len(new)] = new
         pos += len(new)
     if pos != num_tokens:
         raise ValueError("the file changed while it was being read")
-    return ids, offsets
+    unk = None if level == "char" or line_mode else np.array(unk_chars, dtype=np.int64)
+    return ids, offsets, unk
 
 
 def check_trainable(counts, num_tokens, path, level, line_mode):
@@ -242,6 +263,6 @@ def load_corpus(path, level="char", lowercase=False, min_count=1, max_vocab=None
         raise ValueError("--line_mode needs a vocabulary with <bos> and <eos> "
                          "(this one was built without --line_mode)")
     del counts
-    ids, offsets = _encode(_pieces(*args), vocab, line_mode, num_tokens, num_lines)
+    ids, offsets, unk_chars = _encode(_pieces(*args), vocab, line_mode, num_tokens, num_lines)
     return Corpus(ids, vocab, path, level, bool(lowercase), bool(line_mode),
-                  os.path.getsize(path), offsets)
+                  os.path.getsize(path), offsets, unk_chars)

@@ -61,13 +61,12 @@ class LanguageModelTask:
 
     @property
     def val_chars(self):
-        """Characters of the validation text at word level (0 when unknown: `<unk>` in it
-        hides how many characters it stood for)."""
+        """Characters of the validation text (the stream's tail) at word level; 0 when
+        unknown (line mode)."""
         if "_val_chars" not in self.__dict__:
-            ids = np.asarray(getattr(self.val_data, "ids", self.val_data))
-            lens = np.array([len(t) for t in self.vocab.itos], dtype=np.int64)
-            unk = np.count_nonzero(ids == self.vocab.unk_id)
-            self.__dict__["_val_chars"] = 0 if unk or self.cfg.line_mode else int(lens[ids].sum())
+            n = None if self.cfg.line_mode else \
+                self.corpus.num_chars(len(self.corpus.ids) - len(self.val_data))
+            self.__dict__["_val_chars"] = n or 0
         return self.__dict__["_val_chars"]
 
     def score(self, row):
