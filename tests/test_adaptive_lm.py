@@ -87,6 +87,9 @@ def test_config_round_trip_and_errors():
         {k: v.shape for k, v in model.params.items()}
     with pytest.raises(ValueError, match="tie_weights needs softmax='full'"):
         LanguageModelRNN(V, 8, 8, tie_weights=True, softmax="adaptive")
+    for bad in ([2.5], "3", [True], [{}], [3, 3], [0], [V]):
+        with pytest.raises(ValueError, match="cutoffs"):
+            LanguageModelRNN(V, 8, 16, softmax="adaptive", cutoffs=bad)
     with pytest.raises(ValueError, match="softmax must be one of full, adaptive"):
         LanguageModelRNN(V, 8, 8, softmax="hier")
     old = {"vocab_size": V, "embed_size": 4, "hidden_size": 3}  # lm 0.1: no softmax key

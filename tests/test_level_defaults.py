@@ -18,6 +18,7 @@ def test_each_level_gets_its_defaults():
     assert (word.embed_size, word.hidden_size, word.tie_weights, word.seq_length,
             word.batch_size, word.dropout, word.tokenizer) == (256, 256, True, 35, 20, 0.3,
                                                                "words")
+    assert (char.min_count, char.patience, word.min_count, word.patience) == (1, 1, 2, 0)
 
 
 def test_a_flag_given_keeps_its_value_and_the_rule_follows_it():
@@ -63,6 +64,7 @@ def test_help_names_the_level_dependent_defaults_and_config_records_them(tmp_pat
     assert "Defaults that depend on --level" in proc.stdout
     assert "--hidden_size: char 512, word 256" in proc.stdout
     assert "--dropout: char 0.1, word 0.3" in proc.stdout
+    assert "--min_count: char 1, word 2" in proc.stdout
     (tmp_path / "c.txt").write_text(corpus_text(300), encoding="utf-8")
     proc = run_module("lm.train", ["c.txt", "--level", "word", "--max_steps", 1,
                                    "--hidden_size", 8, "--sample_length", 0,
@@ -72,3 +74,16 @@ def test_help_names_the_level_dependent_defaults_and_config_records_them(tmp_pat
     assert (train["embed_size"], train["tie_weights"], train["softmax"], train["seq_length"],
             train["tokenizer"]) == (8, True, "full", 35, "words")
     assert "val bpc" in proc.stdout  # bits per char at word level too
+
+
+def test_word_corpus_counts_the_characters_behind_each_unk(tmp_path):
+    from lm.text.stream import load_corpus
+    from lm.text.vocab import tokenize
+
+    text = "the cat sat on the mat; the dog sat\n  on a zebra.\n" * 3 + "xylophone qat\n"
+    (tmp_path / "c.txt").write_text(text, encoding="utf-8")
+    c = load_corpus(tmp_path / "c.txt", "word", min_count=2, chunk_bytes=16)
+    toks = tokenize(text, "word")
+    assert len(c.unk_chars) == int((c.ids == 0).sum()) == 2  # " xylophone", " qat"
+    for start in range(len(toks)):
+        assert c.num_chars(start) == sum(map(len, toks[start:]))

@@ -81,7 +81,11 @@ class LanguageModelRNN(Layer):
                 raise ValueError("tie_weights needs softmax='full' (the adaptive softmax has "
                                  "its own output weights)")
             V = self.encoder.vocab_size
-            self.cutoffs = [int(c) for c in (default_cutoffs(V) if cutoffs is None else cutoffs)]
+            cutoffs = default_cutoffs(V) if cutoffs is None else cutoffs
+            if not isinstance(cutoffs, (list, tuple)) or not all(
+                    isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in cutoffs):
+                raise ValueError(f"cutoffs must be a list of integers, got {cutoffs!r}")
+            self.cutoffs = [int(c) for c in cutoffs]
             head = AdaptiveSoftmax(self.encoder.output_size, V, self.cutoffs, dtype=dtype,
                                    rng=rng)
         elif cutoffs is not None:
