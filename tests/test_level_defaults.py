@@ -16,7 +16,7 @@ def test_each_level_gets_its_defaults():
     assert (char.embed_size, char.hidden_size, char.seq_length, char.tokenizer) == \
         (64, 512, 64, "char")
     assert (word.embed_size, word.hidden_size, word.tie_weights, word.seq_length,
-            word.batch_size, word.dropout, word.tokenizer) == (256, 256, True, 35, 20, 0.3,
+            word.batch_size, word.dropout, word.tokenizer) == (256, 256, True, 35, 32, 0.3,
                                                                "words")
     assert (char.min_count, char.patience, word.min_count, word.patience) == (1, 1, 2, 0)
 

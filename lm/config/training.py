@@ -21,9 +21,9 @@ from lm.config.choices import (CELLS, DTYPES, ENCODING_ERRORS, LEGACY_TOKENIZERS
 # learnt); see `level_default` for the tie and embed rules.
 LEVEL_DEFAULTS = {
     "char": {"min_count": 1, "embed_size": 64, "hidden_size": 512, "dropout": 0.1,
-             "tie_weights": False, "seq_length": 64, "batch_size": 32, "patience": 1},
+             "tie_weights": False, "seq_length": 64, "patience": 1},
     "word": {"min_count": 2, "embed_size": "hidden_size", "hidden_size": 256, "dropout": 0.3,
-             "tie_weights": True, "seq_length": 35, "batch_size": 20, "patience": 0},
+             "tie_weights": True, "seq_length": 35, "patience": 0},
 }
 # --softmax auto: the adaptive softmax above this many words, the full one up to it.
 # Measured (scripts/bench_softmax.py, 1-layer LSTM E = H = 256, N*T = 20*35, one thread):
@@ -57,7 +57,7 @@ class TrainConfig:
     softmax: str = "auto"          # output layer: full, adaptive (frequent words in a head, rare ones in clusters), auto (by vocabulary size, see above)
     # --- optimisation ---
     seq_length: int = None         # BPTT window: tokens per stream per step (by level: char 64, word 35)
-    batch_size: int = None         # parallel streams (or lines) per step (by level: char 32, word 20)
+    batch_size: int = 32           # parallel streams (or lines) per step
     optimizer: str = "adam"        # adam or sgd (with --momentum)
     learning_rate: float = 3e-3    # initial step size
     momentum: float = 0.9          # SGD momentum (ignored by Adam)
