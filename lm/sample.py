@@ -35,9 +35,7 @@ def encode_prompt(text, vocab, line_mode, warn):
     No text: <bos> in line mode, else a newline (or the most frequent token), which is
     not printed. Returns (ids, shown) where `shown` is the prompt text to print.
     """
-    from lm.text.vocab import tokenize
-
-    tokens = tokenize(text, vocab.level, vocab.lowercase) if text else []
+    tokens = vocab.tokenize(text) if text else []
     for tok in dict.fromkeys(t for t in tokens if t not in vocab.stoi):
         close = vocab.closest(tok)
         hint = f" (close: {', '.join(map(repr, close))})" if close else ""

@@ -13,14 +13,19 @@ import shlex  # noqa: E402
 
 from lm.cli import (EXIT_INTERRUPTED, CliError, config_command, given_flags,  # noqa: E402
                     raw_flag, run_cli)
-from lm.config.training import TrainConfig  # noqa: E402
+from lm.config.training import ADAPTIVE_ABOVE, TrainConfig, level_defaults_help  # noqa: E402
 
 SUMMARY = """Train a character- or word-level recurrent language model on a text file.
 
 Saves a self-contained run directory (config.json, vocab.json, best.safetensors,
 last.safetensors, metrics.jsonl, curves.png). Ctrl-C saves the last checkpoint and prints
 how to resume. CORPUS is a
-text file or a corpus name: pydoc (the default, on every machine), tinyshakespeare, names."""
+text file or a corpus name: pydoc (the default, on every machine), tinyshakespeare, names.
+
+Defaults that depend on --level (a flag given keeps its value; config.json records the
+values used); with --softmax auto a vocabulary above """ + f"{ADAPTIVE_ABOVE:,}" + """ tokens gets the
+adaptive softmax, untied:
+""" + level_defaults_help()
 THREADS = ("threads", "auto", "BLAS threads: auto (1 when the machine is already busy, "
            "else all CPUs) or N")
 
@@ -31,7 +36,8 @@ def run(values):
     from lm.training.lm_task import train
     from lm.training.trainer import TrainingDiverged
 
-    choose_threads(raw_flag("threads") or values.pop("threads"))  # the count was set at start-up
+    threads = values.pop("threads")
+    choose_threads(raw_flag("threads") or threads)  # a range check: the count was set at start-up
     corpus = values["corpus"]
     values["corpus"] = raw_flag("corpus") or ("pydoc" if corpus is None else str(corpus))
     for name in ("out_dir", "init_from"):  # paths as typed (fire turns "1e3" into 1000.0)

@@ -11,6 +11,12 @@ growth of the peak resident set (VmHWM over VmRSS) while a fresh process builds 
 optimiser and runs a few steps (so it counts parameters, gradients, optimiser state and
 every temporary), measured in a subprocess per side and config.
 
+Suite "word": the training step of a word model (V = 10,000, E = H = 256, N = 20, T = 35,
+a 1-layer LSTM, targets drawn from a Zipf law as words are) with each output layer:
+`--softmax full` (lm's only one before the adaptive softmax) against the default above
+8000 words, `--softmax adaptive` (lm.config.training.ADAPTIVE_ABOVE); PyTorch's nn.Linear
++ cross_entropy and nn.AdaptiveLogSoftmaxWithLoss (same cutoffs) alongside.
+
 Suite "sample" (also appended to "train"): one stream (N=1) of 500 tokens drawn after a
 one-token prompt, `LanguageModelRNN.sample` against a PyTorch loop of embedding, one
 recurrent step with carried state, linear head and torch.multinomial under no_grad.
@@ -144,6 +150,81 @@ def torch_sample_run(cfg):
                 probs = torch.softmax(scores[0, -1], dim=-1)
                 x = torch.multinomial(probs, 1, generator=gen).view(1, 1)
     return run
+
+
+# ---- suite "word": full against adaptive softmax ---------------------------------------
+
+WORD = {"V": 10000, "E": 256, "H": 256, "N": 20, "T": 35}
+
+
+def word_batch(seed=0):
+    """(ids, targets) (N, T) int64, Zipf-distributed like words (id 0 the most frequent)."""
+    from bench_softmax import zipf_targets
+    rng = np.random.default_rng(seed)
+    shape = (WORD["N"], WORD["T"])
+    return zipf_targets(WORD["V"], shape, rng), zipf_targets(WORD["V"], shape, rng)
+
+
+def numpy_word_run(softmax):
+    model = LanguageModelRNN(WORD["V"], WORD["E"], WORD["H"], softmax=softmax,
+                             dtype=np.float32, rng=0)
+    opt = Adam(model, lr=LR)
+    b = Batch(*word_batch(), None)
+
+    def run():
+        model.loss(b)
+        clip_grad_norm(model.grads, CLIP)
+        opt.step()
+    return run
+
+
+def torch_word_run(softmax):
+    from lm.layers.adaptive_softmax import default_cutoffs
+    torch.manual_seed(0)
+    V, E, H = WORD["V"], WORD["E"], WORD["H"]
+    embed, rnn = torch.nn.Embedding(V, E), torch.nn.LSTM(E, H, batch_first=True)
+    head = torch.nn.Linear(H, V) if softmax == "full" else \
+        torch.nn.AdaptiveLogSoftmaxWithLoss(H, V, default_cutoffs(V), div_value=4.0)
+    params = [*embed.parameters(), *rnn.parameters(), *head.parameters()]
+    opt = torch.optim.Adam(params, lr=LR)
+    ids, targets = (torch.from_numpy(a) for a in word_batch())
+
+    def run():
+        opt.zero_grad()
+        h, _ = rnn(embed(ids))
+        h, y = h.reshape(-1, H), targets.reshape(-1)
+        loss = torch.nn.functional.cross_entropy(head(h), y) if softmax == "full" \
+            else head(h, y).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, CLIP)
+        opt.step()
+    return run
+
+
+def suite_word(args, time_interleaved, format_row):
+    """Rows: a word model's training step with the full and with the adaptive softmax."""
+    rows, tokens = [], WORD["N"] * WORD["T"]
+    runs = {}
+    for softmax in ("full", "adaptive"):
+        runs[f"numpy {softmax}"] = numpy_word_run(softmax)
+        if use_torch(args):
+            runs[f"torch {softmax}"] = torch_word_run(softmax)
+    times = time_interleaved(runs, args.repeats, args.warmup, args.settle)
+    for softmax in ("full", "adaptive"):
+        row = {"name": f"word lstm V=10k E=H=256 N=20 T=35, {softmax} softmax", "kind": "word",
+               "tokens": tokens, **WORD, "softmax": softmax}
+        for side in ("numpy", "torch"):
+            ts = times.get(f"{side} {softmax}")
+            if ts:
+                row[f"{side}_tok_s"], row[f"{side}_seconds"] = tokens / statistics.median(ts), ts
+        if "torch_tok_s" in row:
+            row["ratio"] = row["numpy_tok_s"] / row["torch_tok_s"]
+        rows.append(row)
+        print(format_row(row), flush=True)
+    speedup = rows[1]["numpy_tok_s"] / rows[0]["numpy_tok_s"]
+    print(f"adaptive / full softmax, lm training tokens/s: {speedup:.2f}x", flush=True)
+    rows[1]["speedup_over_full"] = speedup
+    return rows
 
 
 # ---- peak memory (subprocess per side and config) -------------------------------------

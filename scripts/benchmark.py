@@ -5,6 +5,7 @@ Usage:
   python scripts/benchmark.py --suite layers --repeats 9 --json out.json
   python scripts/benchmark.py --suite train        # training steps + sampling (bench_train.py)
   python scripts/benchmark.py --suite sample       # sampling only
+  python scripts/benchmark.py --suite word         # word model: full vs adaptive softmax (bench_train.py)
 
 Suite "layers": forward + backward of one recurrent layer (LSTM, GRU, vanilla RNN) on
 float32 batches at (N=64, T=64, D=64, H=512) and (N=32, T=64, D=64, H=256), and of
@@ -170,12 +171,19 @@ def suite_sample(args):
     return bench_train.suite_sample(args, time_interleaved, format_row)
 
 
+def suite_word(args):
+    """A word model's training step, full against adaptive softmax; see bench_train.py."""
+    import bench_train
+    return bench_train.suite_word(args, time_interleaved, format_row)
+
+
 def train_table(rows):
     import bench_train
     return bench_train.format_train_table(rows)
 
 
-SUITES = {"layers": suite_layers, "train": suite_train, "sample": suite_sample}
+SUITES = {"layers": suite_layers, "train": suite_train, "sample": suite_sample,
+          "word": suite_word}
 TABLES = {"train": train_table, "sample": train_table}  # default: format_table
 
 

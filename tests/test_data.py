@@ -24,24 +24,26 @@ def write(tmp_path, data, name="c.txt"):
     return str(p)
 
 
-@pytest.mark.parametrize("level", ["char", "word"])
+@pytest.mark.parametrize("level,tokenizer", [("char", None), ("word", "words"),
+                                             ("word", "runs")])
 @pytest.mark.parametrize("lowercase", [False, True])
 @pytest.mark.parametrize("chunk", [3, 17, 1 << 20])
-def test_streaming_equals_whole_text(tmp_path, level, lowercase, chunk):
+def test_streaming_equals_whole_text(tmp_path, level, tokenizer, lowercase, chunk):
     p = write(tmp_path, codecs.BOM_UTF8 + (SAMPLE * 7).encode())
-    c = load_corpus(p, level=level, lowercase=lowercase, chunk_bytes=chunk)
-    tokens = tokenize(read_text(p), level, lowercase)
+    c = load_corpus(p, level=level, lowercase=lowercase, chunk_bytes=chunk, tokenizer=tokenizer)
+    tokens = tokenize(read_text(p), level, lowercase, tokenizer)
     assert c.ids.tolist() == c.vocab.encode(tokens).tolist()
     assert c.vocab.decode_text(c.ids) == read_text(p).lower() if lowercase else read_text(p)
     assert c.ids.dtype == np.uint8 and c.vocab.level == level
 
 
 @pytest.mark.parametrize("lowercase", [False, True])
-def test_streaming_without_spaces_cuts_at_class_edges(tmp_path, lowercase):
+@pytest.mark.parametrize("tokenizer", ["words", "runs"])
+def test_streaming_without_spaces_cuts_at_class_edges(tmp_path, lowercase, tokenizer):
     text = "Abc12,Déf345ghIJ!" * 50  # no whitespace at all: the fallback cut
     p = write(tmp_path, text)
-    c = load_corpus(p, level="word", lowercase=lowercase, chunk_bytes=3)
-    assert c.ids.tolist() == c.vocab.encode(tokenize(text, "word", lowercase)).tolist()
+    c = load_corpus(p, level="word", lowercase=lowercase, chunk_bytes=3, tokenizer=tokenizer)
+    assert c.ids.tolist() == c.vocab.encode(tokenize(text, "word", lowercase, tokenizer)).tolist()
 
 
 def test_crlf_and_lf_files_give_same_ids(tmp_path):
@@ -55,7 +57,7 @@ def test_crlf_and_lf_files_give_same_ids(tmp_path):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1,
                    max_size=30),
-       level=st.sampled_from(["char", "word"]), lowercase=st.booleans(),
+       level=st.sampled_from(["char", "word", "runs"]), lowercase=st.booleans(),
        chunk=st.integers(8, 16))
 def test_streaming_equals_whole_text_hypothesis(tmp_path, text, level, lowercase, chunk):
     """Exact for any text whose tokens are shorter than 4 chunks (chunks are 256 KB)."""
@@ -64,11 +66,13 @@ def test_streaming_equals_whole_text_hypothesis(tmp_path, text, level, lowercase
     p = write(tmp_path, text)
     try:
         whole = read_text(p)
-        c = load_corpus(p, level=level, lowercase=lowercase, chunk_bytes=chunk)
+        tokenizer, level = ("runs", "word") if level == "runs" else (None, level)
+        c = load_corpus(p, level=level, lowercase=lowercase, chunk_bytes=chunk,
+                        tokenizer=tokenizer)
     except ValueError as e:
         assert any(w in str(e) for w in ("whitespace", "one distinct", "no text", "empty"))
         return
-    assert c.ids.tolist() == c.vocab.encode(tokenize(whole, level, lowercase)).tolist()
+    assert c.ids.tolist() == c.vocab.encode(tokenize(whole, level, lowercase, tokenizer)).tolist()
 
 
 def test_line_mode(tmp_path):
@@ -322,7 +326,7 @@ def test_word_level_memory_is_the_ids_plus_a_chunk(tmp_path):
     text = " ".join(words[rng.integers(0, len(words), 80_000)])  # ~0.3 MB, one line
     p = write(tmp_path, text)
     c, peak = _peak(lambda: load_corpus(p, level="word", chunk_bytes=1 << 14))
-    assert len(c.ids) == 2 * 80_000 - 1 and c.ids.dtype == np.uint8
+    assert len(c.ids) == 80_000 and c.ids.dtype == np.uint8  # " the": a token per word
     assert peak < 3 * len(text), f"peak {peak / 1e6:.2f} MB for {len(text) / 1e6:.2f} MB"
 
 

@@ -214,7 +214,7 @@ def test_config_round_trip_and_errors():
     cfg = model.config()
     assert json.loads(json.dumps(cfg)) == cfg
     assert cfg == {"vocab_size": 5, "embed_size": 4, "hidden_size": 3, "cell": "gru",
-                   "num_layers": 2, "dropout": 0.25, "tie_weights": False}
+                   "num_layers": 2, "dropout": 0.25, "tie_weights": False, "softmax": "full"}
     other = LanguageModelRNN.from_config(cfg, dtype=np.float64, rng=9)
     for k, p in model.params.items():
         other.params[k][...] = p

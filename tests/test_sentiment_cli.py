@@ -126,7 +126,7 @@ def test_init_from_loads_the_language_models_weights(tmp_path):
     cls_w = load_arrays(tmp_path / "cls" / "best.safetensors")
     lm_vocab = read_json(tmp_path / "lmrun" / "vocab.json")
     assert read_json(tmp_path / "cls" / "vocab.json")["itos"] == lm_vocab["itos"]
-    row = lm_vocab["itos"].index("love")
+    row = lm_vocab["itos"].index(" love")  # the word tokeniser: a word carries its space
     np.testing.assert_array_equal(cls_w["param/embed.W"][row], lm_w["param/embed.W"][row])
     for name in ("embed.W", "rnn0.Wx", "rnn0.Wh", "rnn0.b"):  # frozen: all of it, exactly
         np.testing.assert_array_equal(cls_w[f"param/{name}"], lm_w[f"param/{name}"])
@@ -141,8 +141,8 @@ def test_init_from_loads_the_language_models_weights(tmp_path):
                                       cell=cfg["cell"])
     copy_encoder_weights(model, enc)
     np.testing.assert_array_equal(model.params["embed.W"][row], lm_w["param/embed.W"][row])
-    ids = encode_texts(["love zebras"], vocab, drop_spaces=False)[0]
-    assert ids.tolist() == [row, vocab.stoi[" "], vocab.unk_id]
+    ids = encode_texts([" love zebras"], vocab, drop_spaces=False)[0]
+    assert ids.tolist() == [row, vocab.unk_id]  # the language model's tokeniser
 
     p = run(["train", data, "--init_from", "lmrun", "--hidden_size", "9", "--out_dir", "x"],
             tmp_path)

@@ -1,5 +1,6 @@
 """Tokenisers and Vocab: exact round trips, specials, dtypes, JSON, suggestions."""
 import json
+import os
 from collections import Counter
 
 import numpy as np
@@ -16,7 +17,7 @@ def test_char_tokens_are_code_points():
 
 def test_word_tokens_keep_whitespace_numbers_punctuation():
     text = "Hello,  wörld!\n\tIt's 2024: 3.14 naïve café—日本語 x²"
-    toks = tokenize(text, "word")
+    toks = tokenize(text, "word", tokenizer="runs")
     assert toks == ["Hello", ",", "  ", "wörld", "!", "\n\t", "It", "'", "s", " ", "2024",
                     ":", " ", "3", ".", "14", " ", "naïve", " ", "café", "—", "日本語", " ",
                     "x", "²"]
@@ -24,11 +25,13 @@ def test_word_tokens_keep_whitespace_numbers_punctuation():
 
 
 def test_combining_marks_stay_in_words():
-    assert tokenize("cafe\u0301 ok", "word") == ["cafe\u0301", " ", "ok"]
+    assert tokenize("cafe\u0301 ok", "word", tokenizer="runs") == ["cafe\u0301", " ", "ok"]
+    assert tokenize("cafe\u0301 ok", "word") == ["cafe\u0301", " ok"]
 
 
 def test_lowercase():
-    assert tokenize("ABC Déjà", "word", lowercase=True) == ["abc", " ", "déjà"]
+    assert tokenize("ABC Déjà", "word", lowercase=True, tokenizer="runs") == ["abc", " ", "déjà"]
+    assert tokenize("ABC Déjà", "word", lowercase=True) == ["abc", " déjà"]
     assert tokenize("AbΣ", "char", lowercase=True) == list("abς")
 
 
@@ -37,19 +40,56 @@ def test_bad_level():
         tokenize("x", "byte")
 
 
+TOKENIZERS = [("char", "char"), ("word", "runs"), ("word", "words")]
+
+
+def test_words_carry_the_space_before_them():
+    text = "Hello,  wörld!\n\tIt's 2024: 3.14 naïve café—日本語 x² \n\n"
+    toks = tokenize(text, "word")
+    assert toks == ["Hello", ",", " ", " wörld", "!", "\n", "\t", "It", "'", "s", " 2024",
+                    ":", " 3", ".", "14", " naïve", " café", "—", "日本語", " x", "²", " \n",
+                    "\n"]
+    assert "".join(toks) == text
+
+
+def test_words_line_breaks_and_indentation():
+    assert tokenize(" no it was n't\n", "word") == [" no", " it", " was", " n", "'", "t", "\n"]
+    assert tokenize("a\n    b  \t c", "word") == ["a", "\n", "   ", " b", "  \t", " c"]
+    assert tokenize("   ", "word") == ["   "]
+    assert tokenize("x \u3000y", "word") == ["x", " \u3000", "y"]  # only U+0020 attaches
+
+
+def test_tokenizer_choices():
+    with pytest.raises(ValueError, match="--tokenizer must be one of words, runs"):
+        tokenize("x", "word", tokenizer="char")
+    assert Vocab.build(["a", "b"], level="word").tokenizer == "words"
+    old = Vocab(["<unk>", "a"], level="word").to_json()
+    del old["tokenizer"]  # a vocabulary saved by lm 0.1
+    assert Vocab.from_json(old).tokenizer == "runs"
+
+
 @settings(max_examples=300, deadline=None)
-@given(st.text(), st.sampled_from(["char", "word"]))
-def test_roundtrip_arbitrary_text(text, level):
-    toks = tokenize(text, level)
+@given(st.text(), st.sampled_from(TOKENIZERS))
+def test_roundtrip_arbitrary_text(text, tok):
+    level, tokenizer = tok
+    toks = tokenize(text, level, tokenizer=tokenizer)
     assert detokenize(toks, level) == text
     assert all(toks)  # no empty tokens
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(max_codepoint=127)))
+def test_words_ascii_fast_path_equals_unicode_pattern(text):
+    from lm.text.vocab import WORDS_RE, words_tokens
+    assert words_tokens(text) == WORDS_RE.findall(text)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.text(), st.sampled_from(["char", "word"]))
-def test_vocab_roundtrip_arbitrary_text(text, level):
-    toks = tokenize(text, level)
-    v = Vocab.build(toks or ["a"], level=level)
+@given(st.text(), st.sampled_from(TOKENIZERS))
+def test_vocab_roundtrip_arbitrary_text(text, tok):
+    level, tokenizer = tok
+    toks = tokenize(text, level, tokenizer=tokenizer)
+    v = Vocab.build(toks or ["a"], level=level, tokenizer=tokenizer)
     ids = v.encode(toks)
     assert v.decode(ids) == toks
     assert v.decode_text(ids) == text
@@ -117,7 +157,8 @@ def test_json_roundtrip():
     w = Vocab.from_json(d)
     assert w == v and w.itos == v.itos and w.level == "word" and w.lowercase is True
     assert (w.bos_id, w.eos_id) == (1, 2)
-    assert w.encode_text("THE MAT").tolist() == v.encode(["the", " ", "mat"]).tolist()
+    assert w.encode_text("THE MAT").tolist() == v.encode(["the", " mat"]).tolist()
+    assert w.tokenizer == "words" and d["tokenizer"] == "words"
 
 
 @pytest.mark.parametrize("bad", [
@@ -142,3 +183,31 @@ def test_closest_suggestions():
     assert w.closest("WRLD")[:1] == ["world"]
     assert set(w.closest("Wordl")[:2]) == {"word", "world"}
     assert w.closest("zzzz") == []
+
+
+def shared_corpora():
+    root = os.environ.get("LM_DATA_DIR")
+    if not root or not os.path.isdir(root):
+        return []
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(root) for f in files
+                  if f.endswith((".txt", ".tsv")))
+
+
+@pytest.mark.skipif(not shared_corpora(), reason="LM_DATA_DIR is not set (the shared corpora)")
+@pytest.mark.parametrize("path", shared_corpora(), ids=os.path.basename)
+def test_words_are_lossless_on_every_shared_corpus(path):
+    """Whole text and the streaming reader, "words" and "runs": the text comes back."""
+    from lm.text.files import read_text
+    from lm.text.stream import load_corpus
+
+    text = read_text(path)
+    counts = {}
+    for tokenizer in ("words", "runs"):
+        toks = tokenize(text, "word", tokenizer=tokenizer)
+        assert "".join(toks) == text
+        counts[tokenizer] = len(toks)
+        corpus = load_corpus(path, "word", tokenizer=tokenizer, chunk_bytes=1 << 16)
+        assert corpus.vocab.decode_text(corpus.ids) == text
+    # about a token per word: punctuation and line breaks add some, spaces none
+    assert counts["words"] < 1.6 * len(text.split()) + text.count("\n")
+    assert counts["words"] <= counts["runs"]

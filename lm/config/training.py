@@ -10,16 +10,37 @@ from dataclasses import dataclass
 
 from lm.config.checks import (check_bool, check_choice, check_encoding, check_float, check_int,
                               check_size, fields_from_json)
-from lm.config.choices import CELLS, DTYPES, ENCODING_ERRORS, LEVELS, OPTIMIZERS
+from lm.config.choices import (CELLS, DTYPES, ENCODING_ERRORS, LEGACY_TOKENIZERS, LEVELS,
+                               OPTIMIZERS, SOFTMAXES, TOKENIZERS)
+
+# The one rule for the defaults that depend on --level (a field left at None takes the
+# value for its level; config.json always holds the value used). Word level, measured on
+# Penn Treebank and tinyshakespeare words (README, "Word level"): a smaller, tied, more
+# regularised model on shorter windows, the lr lowered at the first stall, and words seen
+# once as <unk> (so that <unk>, which held-out words outside the vocabulary become, is
+# learnt); see `level_default` for the tie and embed rules.
+LEVEL_DEFAULTS = {
+    "char": {"min_count": 1, "embed_size": 64, "hidden_size": 512, "dropout": 0.1,
+             "tie_weights": False, "seq_length": 64, "patience": 1},
+    "word": {"min_count": 2, "embed_size": "hidden_size", "hidden_size": 256, "dropout": 0.3,
+             "tie_weights": True, "seq_length": 35, "patience": 0},
+}
+# --softmax auto: the adaptive softmax above this many words, the full one up to it.
+# Measured (scripts/bench_softmax.py, 1-layer LSTM E = H = 256, N*T = 20*35, one thread):
+# the adaptive training step is 1.1-1.2x the full one at V = 1000-2000, 2.0x at 4000,
+# 2.1x at 6000 and 2.7x at 10,000; below ~3000 words the untied adaptive softmax would
+# give up the tied one's quality for little speed.
+ADAPTIVE_ABOVE = 3000
 
 
 @dataclass
 class TrainConfig:
     # --- data ---
     corpus: str = "pydoc"          # text file path or a corpus name (pydoc, tinyshakespeare, names)
-    level: str = "char"            # "char": Unicode code points; "word": words, punctuation, spaces
+    level: str = "char"            # "char": Unicode code points; "word": words with the space before them, punctuation, line breaks
+    tokenizer: str = ""            # word level: "words" (default: " the", line breaks are tokens) or "runs" (lm 0.1: spaces are tokens)
     lowercase: bool = False        # lowercase the text before tokenising
-    min_count: int = 1             # tokens seen fewer times become <unk>
+    min_count: int = None          # tokens seen fewer times become <unk> (by level: char 1, word 2)
     max_vocab: int = 0             # keep only the most frequent tokens (0 = no limit)
     line_mode: bool = False        # each line is one sample, framed by <bos>/<eos>, padded, masked
     val_frac: float = 0.1          # the last fraction of the token stream (or lines) is validation
@@ -28,13 +49,14 @@ class TrainConfig:
     encoding_errors: str = "strict"  # "strict" fails on invalid bytes, "replace" uses U+FFFD
     # --- model ---
     cell: str = "lstm"             # recurrent cell: lstm, gru or rnn (vanilla tanh)
-    embed_size: int = 64           # token embedding width
-    hidden_size: int = 512         # recurrent state width
+    embed_size: int = None         # token embedding width (by level: char 64, word = hidden_size)
+    hidden_size: int = None        # recurrent state width (by level: char 512, word 256)
     num_layers: int = 1            # stacked recurrent layers
-    dropout: float = 0.1           # dropout on embeddings, between layers, before the output layer
-    tie_weights: bool = False      # share embedding and output matrix (needs embed == hidden)
+    dropout: float = None          # dropout on embeddings, between layers, before the output layer (by level: char 0.1, word 0.3)
+    tie_weights: bool = None       # share embedding and output matrix, needs embed == hidden (by level: char off, word on with the full softmax)
+    softmax: str = "auto"          # output layer: full, adaptive (frequent words in a head, rare ones in clusters), auto (by vocabulary size, see above)
     # --- optimisation ---
-    seq_length: int = 64           # BPTT window: tokens per stream per step
+    seq_length: int = None         # BPTT window: tokens per stream per step (by level: char 64, word 35)
     batch_size: int = 32           # parallel streams (or lines) per step
     optimizer: str = "adam"        # adam or sgd (with --momentum)
     learning_rate: float = 3e-3    # initial step size
@@ -42,7 +64,7 @@ class TrainConfig:
     weight_decay: float = 0.0      # L2 penalty added by the optimiser
     grad_clip: float = 5.0         # clip the global gradient norm to this (0 = off)
     lr_decay: float = 0.5          # multiply the lr by this when validation stalls
-    patience: int = 1              # evaluations without improvement before lowering the lr
+    patience: int = None           # evaluations without improvement before lowering the lr (by level: char 1, word 0)
     min_lr: float = 1e-5           # the lr is never lowered below this
     # --- schedule ---
     max_epochs: float = 50.0       # stop after this many passes over the training tokens
@@ -60,10 +82,20 @@ class TrainConfig:
     dtype: str = "float32"         # parameter dtype; float64 for exact-resume tests (undocumented)
 
     def validate(self):
-        """Range-check every field; returns self with normalised values."""
+        """Range-check every field; returns self with normalised values (the level's
+        defaults filled in where a field is None, see LEVEL_DEFAULTS)."""
         c = self
         c.corpus = str(c.corpus)
         c.level = check_choice("level", c.level, LEVELS)
+        c.tokenizer = "" if c.tokenizer is None else str(c.tokenizer)
+        c.tokenizer = c.tokenizer or TOKENIZERS[c.level][0]
+        check_choice("tokenizer", c.tokenizer, TOKENIZERS[c.level])
+        c.softmax = check_choice("softmax", c.softmax, SOFTMAXES + ("auto",))
+        if not hasattr(c, "_tie_given"):  # asked for, or a level default (resolve_softmax)
+            c._tie_given = c.tie_weights is not None
+        for name in LEVEL_DEFAULTS[c.level]:
+            if getattr(c, name) is None:
+                setattr(c, name, level_default(c, name))
         c.cell = check_choice("cell", c.cell, CELLS)
         c.optimizer = check_choice("optimizer", c.optimizer, OPTIMIZERS)
         c.dtype = check_choice("dtype", c.dtype, DTYPES)
@@ -83,6 +115,9 @@ class TrainConfig:
         if c.tie_weights and c.embed_size != c.hidden_size:
             raise ValueError(f"--tie_weights needs --embed_size == --hidden_size "
                              f"(got {c.embed_size} and {c.hidden_size})")
+        if c.tie_weights and c.softmax == "adaptive":
+            raise ValueError("--tie_weights needs --softmax full (the adaptive softmax has "
+                             "its own output weights)")
         c.seq_length = check_int("seq_length", c.seq_length, 1, 100000)
         c.batch_size = check_int("batch_size", c.batch_size, 1, 100000)
         c.learning_rate = check_float("learning_rate", c.learning_rate, 0, 10, lo_open=True)
@@ -112,16 +147,60 @@ class TrainConfig:
         """The config in `config.json`'s "train" part, every field checked as its flag is
         (see lm.config.checks.fields_from_json); runs saved before `--shuffle_lines` and
         `--log_every` existed keep file order and log no training-loss rows."""
-        return fields_from_json(cls, d, label, defaults={"shuffle_lines": False, "log_every": 0})
+        old = {"shuffle_lines": False, "log_every": 0, "softmax": "full", "tokenizer":
+               LEGACY_TOKENIZERS.get(d.get("level", "char"), "") if isinstance(d, dict) else ""}
+        return fields_from_json(cls, d, label, defaults=old)
+
+    def resolve_softmax(self, vocab_size):
+        """`softmax` once the vocabulary is known: "auto" becomes adaptive above
+        ADAPTIVE_ABOVE words (untied: then tie_weights is switched off unless it was
+        asked for, which is an error), else full."""
+        if self.softmax == "auto":
+            self.softmax = "adaptive" if vocab_size > ADAPTIVE_ABOVE and not (
+                self.tie_weights and self._tie_given) else "full"
+        if self.softmax == "adaptive" and self.tie_weights:
+            if self._tie_given:
+                raise ValueError("--tie_weights needs --softmax full (the adaptive softmax "
+                                 "has its own output weights)")
+            self.tie_weights = False
+        return self
+
+
+def level_default(cfg, name):
+    """The default of field `name` at `cfg.level` (LEVEL_DEFAULTS; "hidden_size" means
+    the same as --hidden_size; a tie only where embed == hidden)."""
+    value = LEVEL_DEFAULTS[cfg.level][name]
+    if value == "hidden_size":
+        return cfg.hidden_size if cfg.hidden_size is not None else level_default(cfg, value)
+    if name == "tie_weights" and value:
+        embed = cfg.embed_size if cfg.embed_size is not None else level_default(cfg, "embed_size")
+        hidden = cfg.hidden_size if cfg.hidden_size is not None else \
+            level_default(cfg, "hidden_size")
+        return embed == hidden and cfg.softmax != "adaptive"
+    return value
+
+
+def level_defaults_help():
+    """One line per level-dependent flag for --help, from LEVEL_DEFAULTS."""
+    lines = []
+    for name in LEVEL_DEFAULTS["char"]:
+        vals = ", ".join(f"{lv} {_shown(LEVEL_DEFAULTS[lv][name])}" for lv in LEVEL_DEFAULTS)
+        lines.append(f"  --{name}: {vals}")
+    return "\n".join(lines)
+
+
+def _shown(v):
+    return {True: "on", False: "off", "hidden_size": "= hidden_size"}.get(v, v) \
+        if not isinstance(v, (int, float)) or isinstance(v, bool) else f"{v:g}"
 
 
 # Flags that define the model or the data: a resumed run keeps its own values.
-FIXED_ON_RESUME = ("corpus", "level", "lowercase", "min_count", "max_vocab", "line_mode",
+FIXED_ON_RESUME = ("corpus", "level", "tokenizer", "softmax", "lowercase", "min_count", "max_vocab", "line_mode",
                    "shuffle_lines", "val_frac", "encoding", "encoding_errors", "cell",
                    "embed_size", "hidden_size", "num_layers", "dropout", "tie_weights",
                    "seq_length", "batch_size", "optimizer", "seed", "dtype")
 # Flags taken from the source run with --init_from (they define the weights' shapes).
-MODEL_FLAGS = ("cell", "embed_size", "hidden_size", "num_layers", "tie_weights")
+MODEL_FLAGS = ("cell", "embed_size", "hidden_size", "num_layers", "tie_weights", "softmax")
 
 
 def resume_config(saved, new, given, fixed=FIXED_ON_RESUME):
@@ -149,7 +228,7 @@ def resume_config(saved, new, given, fixed=FIXED_ON_RESUME):
 def init_from_config(source_cfg, new, given):
     """A new run's config that starts from another run: the source's model shape and text
     handling (its vocabulary is reused), everything else from `new`."""
-    fixed = MODEL_FLAGS + ("level", "lowercase")
+    fixed = MODEL_FLAGS + ("level", "tokenizer", "lowercase")
     merged = dataclasses.replace(new)
     for name in fixed:
         if name in given and getattr(new, name) != getattr(source_cfg, name):

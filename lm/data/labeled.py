@@ -15,6 +15,10 @@ from lm.data.batchers import LengthBatcher
 from lm.text.labeled import BINARY_NAMES, read_labeled, read_pos_neg
 from lm.text.vocab import Vocab, is_space, tokenize
 
+# The classifier's own word vocabularies keep lm 0.1's tokens (whitespace is dropped there
+# anyway); one started from a language model uses that model's tokeniser.
+CLASSIFIER_TOKENIZER = "runs"
+
 @dataclass
 class LabeledIds:
     """One split: the texts, their token ids (one 1-D int array each) and labels (n,)."""
@@ -88,9 +92,9 @@ def split_indices(n, val_frac, test_frac, seed):
     return perm[n_test + n_val:], perm[n_test:n_test + n_val], perm[:n_test]
 
 
-def text_tokens(text, level, lowercase, drop_spaces):
+def text_tokens(text, level, lowercase, drop_spaces, tokenizer=CLASSIFIER_TOKENIZER):
     """The tokens of one text (whitespace tokens dropped when `drop_spaces`)."""
-    toks = tokenize(text, level, lowercase)
+    toks = tokenize(text, level, lowercase, tokenizer if level == "word" else None)
     return [t for t in toks if not is_space(t)] if drop_spaces else toks
 
 
@@ -101,14 +105,16 @@ def build_vocab(texts, level, lowercase, min_count, drop_spaces):
         counts.update(text_tokens(t, level, lowercase, drop_spaces))
     if not counts:
         raise ValueError("the training texts contain no tokens")
-    return Vocab.build(counts, min_count=min_count, level=level, lowercase=lowercase)
+    return Vocab.build(counts, min_count=min_count, level=level, lowercase=lowercase,
+                       tokenizer=CLASSIFIER_TOKENIZER if level == "word" else None)
 
 
 def encode_texts(texts, vocab, drop_spaces):
     """List of 1-D int64 id arrays, one per text, at least one id each (`<unk>`)."""
     out = []
     for t in texts:
-        ids = vocab.encode(text_tokens(t, vocab.level, vocab.lowercase, drop_spaces))
+        ids = vocab.encode(text_tokens(t, vocab.level, vocab.lowercase, drop_spaces,
+                                       vocab.tokenizer))
         out.append(ids.astype(np.int64) if len(ids) else np.array([vocab.unk_id], np.int64))
     return out
 

@@ -1,6 +1,7 @@
 """LanguageModelRNN: encoder + dropout + vocabulary head, its loss, and token-by-token sampling."""
 import numpy as np
 
+from lm.layers.adaptive_softmax import AdaptiveSoftmax, default_cutoffs
 from lm.layers.base import Layer, as_rng
 from lm.layers.dropout import Dropout
 from lm.layers.linear import TemporalLinear
@@ -9,7 +10,7 @@ from lm.models.encoder import Encoder
 from lm.models.sampling import sample_from_logits
 
 CONFIG_KEYS = ("vocab_size", "embed_size", "hidden_size", "cell", "num_layers", "dropout",
-               "tie_weights")
+               "tie_weights", "softmax", "cutoffs")
 
 
 class TiedHead(Layer):
@@ -48,12 +49,17 @@ class LanguageModelRNN(Layer):
 
     Flat params `embed.W`, `rnn0.Wx`, `rnn0.Wh`, ..., `head.W`, `head.b` (with
     tie_weights the head reuses `embed.W` transposed, so there is no `head.W`).
+    softmax="adaptive": the head is an AdaptiveSoftmax over the frequency-sorted
+    vocabulary (`cutoffs`, default `default_cutoffs(V)`), params `head.W`, `head.proj0`,
+    `head.out0`, ...; its distribution is exact, so `forward` returns log-probabilities
+    (valid scores for the same softmax) and loss, evaluation and sampling stay exact.
     Dropout (rate `dropout`) is applied to the embeddings, between recurrent layers and
     to the last layer's output; it is off in eval mode and while sampling.
     """
 
     def __init__(self, vocab_size, embed_size, hidden_size, cell="lstm", num_layers=1,
-                 dropout=0.0, tie_weights=False, dtype=np.float32, rng=None):
+                 dropout=0.0, tie_weights=False, softmax="full", cutoffs=None,
+                 dtype=np.float32, rng=None):
         super().__init__()
         if cell == "bag":
             raise ValueError("a language model needs a recurrent cell: rnn, lstm or gru")
@@ -67,7 +73,24 @@ class LanguageModelRNN(Layer):
         self._dtype = dtype
         self.add_child("", self.encoder)
         self.drop = self.add_child("drop", Dropout(self.encoder.dropout, rng=rng))
-        if self.tie_weights:
+        if softmax not in ("full", "adaptive"):
+            raise ValueError(f"softmax must be one of full, adaptive; got {softmax!r}")
+        self.softmax, self.cutoffs = softmax, None
+        if softmax == "adaptive":
+            if self.tie_weights:
+                raise ValueError("tie_weights needs softmax='full' (the adaptive softmax has "
+                                 "its own output weights)")
+            V = self.encoder.vocab_size
+            cutoffs = default_cutoffs(V) if cutoffs is None else cutoffs
+            if not isinstance(cutoffs, (list, tuple)) or not all(
+                    isinstance(c, (int, np.integer)) and not isinstance(c, bool) for c in cutoffs):
+                raise ValueError(f"cutoffs must be a list of integers, got {cutoffs!r}")
+            self.cutoffs = [int(c) for c in cutoffs]
+            head = AdaptiveSoftmax(self.encoder.output_size, V, self.cutoffs, dtype=dtype,
+                                   rng=rng)
+        elif cutoffs is not None:
+            raise ValueError("cutoffs are for softmax='adaptive'")
+        elif self.tie_weights:
             head = TiedHead(self.encoder.embed)
         else:
             head = TemporalLinear(self.encoder.output_size, self.encoder.vocab_size,
@@ -81,7 +104,8 @@ class LanguageModelRNN(Layer):
         e = self.encoder
         return {"vocab_size": e.vocab_size, "embed_size": e.embed_size,
                 "hidden_size": e.hidden_size, "cell": e.cell, "num_layers": e.num_layers,
-                "dropout": e.dropout, "tie_weights": self.tie_weights}
+                "dropout": e.dropout, "tie_weights": self.tie_weights, "softmax": self.softmax,
+                **({"cutoffs": list(self.cutoffs)} if self.cutoffs is not None else {})}
 
     @classmethod
     def from_config(cls, d, dtype=np.float32, rng=None):
@@ -97,13 +121,47 @@ class LanguageModelRNN(Layer):
 
     # ---- training ----
     def forward(self, ids, state=None, mask=None):
-        """ids: (N, T) ints -> (scores (N, T, V), state: list of per-layer final states)."""
+        """ids: (N, T) ints -> (scores (N, T, V), state: list of per-layer final states).
+        Adaptive softmax: the scores are the exact log-probabilities."""
         h, state = self.encoder.forward(ids, state, mask)
         return self.head.forward(self.drop.forward(h)), state
 
     def backward(self, dscores):
-        """dscores: (N, T, V) -> None; adds into every gradient."""
+        """dscores: (N, T, V) -> None; adds into every gradient (full softmax only: the
+        adaptive one is trained through `loss`)."""
+        if self.softmax == "adaptive":
+            raise ValueError("the adaptive softmax has no backward for scores; use loss()")
         self.encoder.backward(self.drop.backward(self.head.backward(dscores)))
+
+    def _nll(self, ids, targets, state, mask, grad):
+        """(mean NLL per valid target, new state); with grad, every gradient is added."""
+        h, state = self.encoder.forward(ids, state, mask)
+        h = self.drop.forward(h)
+        if self.softmax == "adaptive":  # only the clusters of the targets are evaluated
+            loss, dh = self.head.loss(h, targets, mask, per_token=True, grad=grad)
+            if grad:
+                self.encoder.backward(self.drop.backward(dh))
+            return float(loss), state
+        # per_token: the mean over valid tokens, scaled inside the loss (no extra pass)
+        loss, dscores = temporal_softmax_loss(self.head.forward(h), targets, mask,
+                                              overwrite_scores=True, per_token=True)
+        if grad:
+            self.encoder.backward(self.drop.backward(self.head.backward(dscores)))
+        return float(loss), state
+
+    def nll(self, ids, targets, state=None, mask=None):
+        """Without gradients: (sum of -log p(targets) over valid targets in nats, count,
+        new state). The evaluation's score; exact with either softmax."""
+        ids, targets = np.asarray(ids), np.asarray(targets)
+        count = ids.size if mask is None else int(np.count_nonzero(mask))
+        if count == 0:
+            return 0.0, 0, self.encoder.forward(ids, state, mask)[1]
+        if self.softmax == "adaptive":
+            loss, state = self._nll(ids, targets, state, mask, grad=False)
+            return loss * count, count, state
+        scores, state = self.forward(ids, state, mask)
+        loss, _ = temporal_softmax_loss(scores, targets, mask, overwrite_scores=True)
+        return float(loss) * ids.shape[0], count, state  # summed over T, averaged over N
 
     def loss(self, batch, state=None):
         """Mean negative log-likelihood per valid target token; zeroes then fills `grads`.
@@ -121,12 +179,8 @@ class LanguageModelRNN(Layer):
         if count == 0:
             raise ValueError("loss needs at least one valid target token")
         self.zero_grad()
-        scores, state = self.forward(ids, state, mask)
-        # per_token: the mean over valid tokens, scaled inside the loss (no extra pass)
-        loss, dscores = temporal_softmax_loss(scores, targets, mask, overwrite_scores=True,
-                                              per_token=True)
-        self.backward(dscores)
-        return float(loss), {"count": count, "state": state}
+        loss, state = self._nll(ids, targets, state, mask, grad=True)
+        return loss, {"count": count, "state": state}
 
     # ---- sampling ----
     def generate(self, prompt_ids, length, temperature=1.0, top_k=None, top_p=None, rng=None,
@@ -151,8 +205,8 @@ class LanguageModelRNN(Layer):
         was_training = self.training
         self.eval()
         try:
-            scores, state = self.forward(prompt[None, :].astype(np.int64))
-            logits = scores[0, -1]
+            h, state = self.encoder.forward(prompt[None, :].astype(np.int64))
+            logits = self.head.forward(h[:, -1])[0]  # the last step's scores only, (V,)
             x = np.empty(1, dtype=np.int64)
             for _ in range(length):
                 tok = sample_from_logits(logits, temperature, top_k, top_p, rng)

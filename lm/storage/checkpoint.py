@@ -77,7 +77,7 @@ def find_checkpoint(run_dir, which):
 # Types of the "model" fields of config.json that lm knows; others pass unchecked.
 _BOOL_FIELDS = ("tie_weights", "bidirectional", "reverse", "feed_state")
 _CHOICE_FIELDS = {"cell": choices.ENCODERS, "dtype": choices.DTYPES, "pool": choices.POOLS,
-                  "decoder_input": choices.DECODER_INPUTS}
+                  "decoder_input": choices.DECODER_INPUTS, "softmax": choices.SOFTMAXES}
 _REQUIRED = {"language_model": ("vocab_size", "embed_size", "hidden_size", "cell"),
              "sentiment": ("vocab_size", "embed_size"),
              "recall": ("vocab_size", "embed_size", "hidden_size", "cell"),
@@ -133,7 +133,8 @@ def validate_config(config, label=CONFIG_NAME):
 
 def validate_vocab(vocab, vocab_size=None, label=VOCAB_NAME):
     """Check a vocab.json dict (Vocab.to_json): "itos" a list of distinct strings, of
-    vocab_size if given; "specials" strings, "lowercase" a bool, "level" char|word."""
+    vocab_size if given; "specials" strings, "lowercase" a bool, "level" char|word, and
+    "tokenizer" one of the level's (absent in lm 0.1's files)."""
     if not isinstance(vocab, dict):
         raise CheckpointError(label, "vocabulary must be a JSON object")
     itos = vocab.get("itos")
@@ -145,8 +146,12 @@ def validate_vocab(vocab, vocab_size=None, label=VOCAB_NAME):
         raise CheckpointError(label, "'itos' holds a token twice")
     if "lowercase" in vocab and not isinstance(vocab["lowercase"], bool):
         raise CheckpointError(label, "'lowercase' must be true or false")
-    if "level" in vocab and vocab["level"] not in ("char", "word"):
+    if "level" in vocab and vocab["level"] not in choices.TOKENIZERS:
         raise CheckpointError(label, f"'level' must be 'char' or 'word', got {vocab['level']!r}")
+    known = choices.TOKENIZERS[vocab.get("level", "char")]
+    if "tokenizer" in vocab and vocab["tokenizer"] not in known:
+        raise CheckpointError(label, f"'tokenizer' must be one of {', '.join(known)}, "
+                              f"got {vocab['tokenizer']!r}")
     specials = vocab.get("specials", [])
     if not isinstance(specials, list) or not all(isinstance(t, str) for t in specials):
         raise CheckpointError(label, "'specials' must be a list of strings")
@@ -291,11 +296,14 @@ def implied_encoder_weights(model):
 
 def _implied_weights(config):
     """A lower bound on the weights a validated config implies: the encoder's
-    (implied_encoder_weights), V*H (an untied language-model head)."""
+    (implied_encoder_weights), V*H (an untied language-model head; V for an adaptive
+    softmax, whose clusters are narrower)."""
     model = config["model"]
     implied = implied_encoder_weights(model)
     if config["kind"] == "language_model" and not model.get("tie_weights", False):
-        implied += model["vocab_size"] * model.get("hidden_size", model["embed_size"])
+        V = model["vocab_size"]
+        implied += V if model.get("softmax") == "adaptive" else V * model.get(
+            "hidden_size", model["embed_size"])
     return implied
 
 

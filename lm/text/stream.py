@@ -7,7 +7,9 @@ array plus a few chunks, so a 100 MB file trains in a few hundred MB and a 200 M
 single-line file tokenises in well under three times its size.
 
 Chunk boundaries are moved to safe points before tokenising: a word tokeniser sees
-whole class runs (cut before the last run of non-space characters), `lowercase` sees
+whole tokens ("runs": cut before the last run of non-space characters; "words": after
+a line break, between a non-space character and " X", or between a tab and "X"),
+`lowercase` sees
 whole words (`str.lower` of a final sigma depends on its neighbours), line mode sees
 whole lines; iter_text already keeps CRLF pairs and multi-byte characters together.
 The char level without lowercase needs no cut and takes a numpy fast path: code points
@@ -22,13 +24,19 @@ import numpy as np
 import regex
 
 from .files import CHUNK_BYTES, iter_text
-from .vocab import LINE_SPECIALS, SPECIALS, WORD_PATTERN, Vocab, check_level, is_space, \
-    word_tokens
+from .vocab import (LINE_SPECIALS, SPECIALS, TOKENIZE, WORD_PATTERN, Vocab, check_tokenizer,
+                    is_space)
 
 NUM_CODEPOINTS = 0x110000
 WORD_CHUNK_BYTES = 1 << 18
 _SAFE_SPLIT = regex.compile(r"\s\S", flags=regex.REVERSE)  # last space -> non-space edge
 _LAST_TOKEN = regex.compile(f"(?:{WORD_PATTERN})\\Z", flags=regex.REVERSE | regex.DOTALL)
+# "words": a token ends at every line break, between a non-space character and " X", and
+# between whitespace other than a space and a non-space character ("\tX")
+_WORDS_SAFE_SPLIT = regex.compile(r"\n|\S(?= \S)|[^\S \n](?=\S)", flags=regex.REVERSE)
+# "words" without such a point: an edge between two non-space characters of different classes
+_WORDS_EDGE = regex.compile(r"(?<=[\p{L}\p{M}])(?=[^\s\p{L}\p{M}])|(?<=\p{N})(?=[^\s\p{N}])"
+                            r"|(?<=[^\s\p{L}\p{M}\p{N}])(?=\S)", flags=regex.REVERSE)
 
 
 @dataclass
@@ -47,6 +55,22 @@ class Corpus:
     line_mode: bool
     num_bytes: int
     offsets: Optional[np.ndarray] = None
+    unk_chars: Optional[np.ndarray] = None  # word level, not line mode: (num <unk>,) int64,
+    # the characters of the text each <unk> in ids stands for, in stream order
+
+    def num_chars(self, start=0):
+        """Characters of the text of ids[start:] (the tokens' lengths, <unk> included);
+        None where unknown (line mode, or a word corpus read without unk_chars)."""
+        if self.line_mode or (self.level != "char" and self.unk_chars is None):
+            return None
+        ids = self.ids[start:]
+        if self.level == "char":
+            return len(ids)
+        lens = np.array([len(t) for t in self.vocab.itos], dtype=np.int64)
+        unk = ids == self.vocab.unk_id
+        n_unk = int(np.count_nonzero(unk))
+        tail = self.unk_chars[len(self.unk_chars) - n_unk:] if n_unk else self.unk_chars[:0]
+        return int(lens[ids[~unk]].sum() + tail.sum())
 
     @property
     def name(self):
@@ -62,44 +86,53 @@ def _codepoints(text):
     return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
 
 
-def _cut(text, level, lowercase, line_mode):
+def _cut(text, tokenizer, lowercase, line_mode):
     """Last index where `text` may be cut without changing any token, or -1 if none."""
     if line_mode:
         return text.rfind("\n") + 1 or -1  # whole lines only
-    if level == "char" and not lowercase:
+    if tokenizer == "char" and not lowercase:
         return len(text)
+    if tokenizer == "words":
+        m = _WORDS_SAFE_SPLIT.search(text)
+        return m.end() if m is not None else -1
     m = _SAFE_SPLIT.search(text)
     return m.start() + 1 if m is not None else -1
 
 
-def _forced_cut(text, level):
-    """Cut for `text` without any space: at the last class edge (word level), else the end."""
-    m = _LAST_TOKEN.search(text) if level == "word" else None
+def _forced_cut(text, tokenizer):
+    """Cut for `text` without a safe point: at the last class edge (word level), else the end."""
+    if tokenizer == "words":
+        m = _WORDS_EDGE.search(text)
+        return m.start() if m is not None and m.start() > 0 else len(text)
+    m = _LAST_TOKEN.search(text) if tokenizer == "runs" else None
     return m.start() if m is not None and m.start() > 0 else len(text)
 
 
-def _pieces(path, level, lowercase, line_mode, encoding, errors, chunk_bytes):
+def _pieces(path, tokenizer, lowercase, line_mode, encoding, errors, chunk_bytes):
     """Yield the (lowered) text of `path` in pieces cut at safe points.
 
-    Only the new chunk (and the character before it) is searched for a safe point;
+    Only the new chunk (and the two characters before it: "words" looks at three) is
+    searched for a safe point;
     chunks without one wait in a list, so nothing is re-scanned or re-joined
     quadratically. Past `4 * chunk_bytes` characters without a space, word-level text is
     cut at a class edge (only a final sigma's lowercase could then differ) and char-level
     text anywhere; in line mode a line always waits for its end.
     """
     limit = 4 * chunk_bytes
-    pending, size, head = [], 0, ""  # text waiting for a safe point; the char before chunk
+    pending, size, head = [], 0, ""  # text waiting for a safe point; the chars before chunk
     for chunk in iter_text(path, encoding, errors, chunk_bytes):
-        c = _cut(head + chunk, level, lowercase, line_mode)
+        c = _cut(head + chunk, tokenizer, lowercase, line_mode)
         cut = size + c - len(head)  # in the coordinates of "".join(pending + [chunk])
-        head = chunk[-1]
+        if cut < 0:
+            c = -1  # the safe point lies in text already cut off
+        head = (head + chunk)[-2:]
         pending.append(chunk)
         size += len(chunk)
         if c < 0 and (line_mode or size <= limit):
             continue
         text = "".join(pending)
         if c < 0:
-            cut = _forced_cut(text, level)
+            cut = _forced_cut(text, tokenizer)
         piece, rest = text[:cut], text[cut:]
         pending, size = [rest], len(rest)
         if piece:
@@ -114,9 +147,10 @@ def _lines(piece):
     return [line for line in piece.split("\n") if line and not is_space(line)]
 
 
-def _count(pieces, level, line_mode):
+def _count(pieces, tokenizer, line_mode):
     """First pass: (token counts (Counter), number of tokens, number of lines)."""
     counts, cp_counts, num_tokens, num_lines = Counter(), None, 0, 0
+    level, word_tokens = ("char" if tokenizer == "char" else "word"), TOKENIZE[tokenizer]
     for piece in pieces:
         if line_mode:
             lines = _lines(piece)
@@ -149,10 +183,12 @@ def _char_table(vocab):
     return lut
 
 
-def _encode(pieces, vocab, level, line_mode, num_tokens, num_lines):
+def _encode(pieces, vocab, line_mode, num_tokens, num_lines):
     """Second pass: fill one preallocated id array (and line offsets)."""
+    level, word_tokens = vocab.level, TOKENIZE[vocab.tokenizer]
     ids = np.empty(num_tokens, dtype=vocab.dtype)
     offsets = np.zeros(num_lines + 1, dtype=np.int64) if line_mode else None
+    unk_chars = []  # word level: the lengths of the tokens that became <unk>
     lut = _char_table(vocab) if level == "char" else None
     pos, line = 0, 0
     for piece in pieces:
@@ -167,16 +203,20 @@ def _encode(pieces, vocab, level, line_mode, num_tokens, num_lines):
                 new = vocab.encode([t for ts in toks for t in ts])
             offsets[line + 1:line + 1 + len(lines)] = pos + np.cumsum(lens)
             line += len(lines)
+        elif level == "char":
+            new = lut[_codepoints(piece)]
         else:
-            new = lut[_codepoints(piece)] if level == "char" else vocab.encode(
-                word_tokens(piece))
+            toks = word_tokens(piece)
+            new = vocab.encode(toks)
+            unk_chars += [len(toks[i]) for i in np.flatnonzero(new == vocab.unk_id).tolist()]
         if pos + len(new) > num_tokens or (line_mode and line > num_lines):
             raise ValueError("the file changed while it was being read")
         ids[pos:pos + len(new)] = new
         pos += len(new)
     if pos != num_tokens:
         raise ValueError("the file changed while it was being read")
-    return ids, offsets
+    unk = None if level == "char" or line_mode else np.array(unk_chars, dtype=np.int64)
+    return ids, offsets, unk
 
 
 def check_trainable(counts, num_tokens, path, level, line_mode):
@@ -195,32 +235,34 @@ def check_trainable(counts, num_tokens, path, level, line_mode):
 
 def load_corpus(path, level="char", lowercase=False, min_count=1, max_vocab=None,
                 line_mode=False, encoding="utf-8", errors="strict", vocab=None,
-                chunk_bytes=None):
+                chunk_bytes=None, tokenizer=None):
     """Read, tokenise and encode a text file into a Corpus, in two streaming passes.
 
-    With `vocab` (resuming, evaluating, --init_from) that vocabulary is used as is,
-    with its own level and lowercase; unknown tokens become `<unk>`. Otherwise a Vocab
+    tokenizer: one of the level's (None: its default). With `vocab` (resuming,
+    evaluating, --init_from) that vocabulary is used as is, with its own level,
+    tokeniser and lowercase; unknown tokens become `<unk>`. Otherwise a Vocab
     is built from the counts (specials `<unk>`, plus `<bos>`, `<eos>` in line mode).
     Raises FileNotFoundError / ValueError with a one-line message for unusable input.
     """
     path = os.fspath(path)
     if vocab is not None:
-        level, lowercase = vocab.level, vocab.lowercase
-    check_level(level)
+        level, lowercase, tokenizer = vocab.level, vocab.lowercase, vocab.tokenizer
+    tokenizer = check_tokenizer(level, tokenizer)
     if chunk_bytes is None:  # word tokens cost ~60 bytes each while a chunk is processed
         chunk_bytes = CHUNK_BYTES if level == "char" else WORD_CHUNK_BYTES
-    args = (path, level, lowercase, line_mode, encoding, errors, chunk_bytes)
-    counts, num_tokens, num_lines = _count(_pieces(*args), level, line_mode)
+    args = (path, tokenizer, lowercase, line_mode, encoding, errors, chunk_bytes)
+    counts, num_tokens, num_lines = _count(_pieces(*args), tokenizer, line_mode)
     if vocab is None:
         check_trainable(counts, num_tokens, path, level, line_mode)
         vocab = Vocab.build(counts, min_count, max_vocab,
-                            LINE_SPECIALS if line_mode else SPECIALS, level, lowercase)
+                            LINE_SPECIALS if line_mode else SPECIALS, level, lowercase,
+                            tokenizer)
     elif num_tokens == 0:
         check_trainable(counts, num_tokens, path, level, line_mode)
     elif line_mode and vocab.bos_id is None:
         raise ValueError("--line_mode needs a vocabulary with <bos> and <eos> "
                          "(this one was built without --line_mode)")
     del counts
-    ids, offsets = _encode(_pieces(*args), vocab, level, line_mode, num_tokens, num_lines)
+    ids, offsets, unk_chars = _encode(_pieces(*args), vocab, line_mode, num_tokens, num_lines)
     return Corpus(ids, vocab, path, level, bool(lowercase), bool(line_mode),
-                  os.path.getsize(path), offsets)
+                  os.path.getsize(path), offsets, unk_chars)

@@ -1,10 +1,15 @@
 """Tokenisers (char and word level) and the Vocab that maps tokens to integer ids.
 
-Levels:
-- "char": every Unicode code point is a token.
-- "word": maximal runs of letters (with combining marks), runs of digits, runs of
-  whitespace, and every other character (punctuation, symbols) on its own. Whitespace
-  is kept, so `detokenize(tokenize(text)) == text` exactly at both levels.
+Tokenisers (lm.config.choices.TOKENIZERS lists each level's, its default first):
+- "char" (level char): every Unicode code point is a token.
+- "words" (level word, the default): a run of letters (with combining marks), a run of
+  digits, or any other single character (punctuation, symbols), each carrying the one
+  space (U+0020) before it, as " the"; a line break is a token (" \n" with a space before
+  it); other whitespace (indentation, a second space, tabs) forms tokens of its own.
+  The token count is about the word count.
+- "runs" (level word, lm 0.1): runs of letters, of digits, of whitespace, and every other
+  character on its own; kept so that runs saved then tokenise as they did.
+Whitespace is kept, so `detokenize(tokenize(text)) == text` exactly with every tokeniser.
 `lowercase=True` lowercases the text (`str.lower`) before it is cut into tokens.
 
 Vocab ids: the specials come first, `<unk>` is always id 0 (so padding with 0 and a
@@ -23,6 +28,8 @@ from itertools import repeat
 import numpy as np
 import regex
 
+from lm.config.choices import LEGACY_TOKENIZERS, TOKENIZERS
+
 UNK, BOS, EOS = "<unk>", "<bos>", "<eos>"
 SPECIALS = (UNK,)
 LINE_SPECIALS = (UNK, BOS, EOS)
@@ -36,34 +43,63 @@ WORD_RE = regex.compile(WORD_PATTERN, flags=regex.DOTALL)
 _ASCII_WORD_RE = re.compile(r"[A-Za-z]+|[0-9]+|[\t\n\x0b\x0c\r ]+|.", flags=re.DOTALL)
 _SPACE_RE = regex.compile(r"\s+")
 
+# "words": a token carries at most one space before it. A whitespace run followed by a
+# word loses its last space to the word (the lazy run stops before " X"); any other
+# whitespace run (not containing a line break) is a token.
+WORDS_PATTERN = (r" ?[\p{L}\p{M}]+| ?\p{N}+| ?[^\s\p{L}\p{M}\p{N}]| ?\n"
+                 r"|[^\S\n]+?(?= [\S\n])|[^\S\n]+")
+WORDS_RE = regex.compile(WORDS_PATTERN)
+# The same for ASCII text with the stdlib `re`, about twice as fast (the same whitespace set
+# as `regex`'s \s: \t \n \v \f \r and space).
+_ASCII_WORDS_RE = re.compile(r" ?[A-Za-z]+| ?[0-9]+| ?[^\t\n\x0b\x0c\r A-Za-z0-9]| ?\n"
+                             r"|[\t\x0b\x0c\r ]+?(?= [^\t\x0b\x0c\r ])|[\t\x0b\x0c\r ]+")
+
 
 def _char_tokens(text):
     return list(text)
 
 
-def word_tokens(text):
-    """Word-level tokens of `text` (no lowercasing)."""
+def run_tokens(text):
+    """"runs" tokens of `text` (no lowercasing): lm 0.1's word level."""
     return (_ASCII_WORD_RE if text.isascii() else WORD_RE).findall(text)
 
 
-LEVELS = {"char": _char_tokens, "word": word_tokens}
+def words_tokens(text):
+    """"words" tokens of `text` (no lowercasing): " the", ",", " \n", "  " (indentation)."""
+    return (_ASCII_WORDS_RE if text.isascii() else WORDS_RE).findall(text)
+
+
+word_tokens = run_tokens  # the name lm 0.1 gave it
+TOKENIZE = {"char": _char_tokens, "runs": run_tokens, "words": words_tokens}
 
 
 def check_level(level):
     """Raise ValueError unless `level` is a known tokenisation level."""
-    if level not in LEVELS:
-        raise ValueError(f"--level must be one of {', '.join(LEVELS)}, not {level!r}")
+    if level not in TOKENIZERS:
+        raise ValueError(f"--level must be one of {', '.join(TOKENIZERS)}, not {level!r}")
     return level
 
 
-def tokenize(text, level="char", lowercase=False):
-    """Cut `text` (str) into a list of str tokens; `"".join(tokens)` is the (lowered) text."""
-    check_level(level)
-    return LEVELS[level](text.lower() if lowercase else text)
+def check_tokenizer(level, tokenizer=None):
+    """The tokeniser's name: `tokenizer` if it is one of `level`'s, the level's default
+    when None or ""; ValueError listing the level's tokenisers otherwise."""
+    choices = TOKENIZERS[check_level(level)]
+    if tokenizer is None or tokenizer == "":
+        return choices[0]
+    if tokenizer not in choices:
+        raise ValueError(f"--tokenizer must be one of {', '.join(choices)} at level {level}, "
+                         f"not {tokenizer!r}")
+    return tokenizer
+
+
+def tokenize(text, level="char", lowercase=False, tokenizer=None):
+    """Cut `text` (str) into a list of str tokens; `"".join(tokens)` is the (lowered) text.
+    tokenizer: one of `level`'s (None: the level's default, "words" at word level)."""
+    return TOKENIZE[check_tokenizer(level, tokenizer)](text.lower() if lowercase else text)
 
 
 def detokenize(tokens, level="char"):
-    """Inverse of tokenize: both levels keep whitespace, so the text is the concatenation."""
+    """Inverse of tokenize: every tokeniser keeps whitespace, so the text is the concatenation."""
     check_level(level)
     return "".join(tokens)
 
@@ -85,7 +121,7 @@ def id_dtype(size):
 class Vocab:
     """Bidirectional token <-> id map. `itos`: list of tokens, `stoi`: dict token -> id."""
 
-    def __init__(self, itos, specials=SPECIALS, level="char", lowercase=False):
+    def __init__(self, itos, specials=SPECIALS, level="char", lowercase=False, tokenizer=None):
         itos, specials = [str(t) for t in itos], tuple(specials)
         if not specials or specials[0] != UNK or list(itos[:len(specials)]) != list(specials):
             raise ValueError(f"vocabulary must start with the specials {specials} "
@@ -94,6 +130,7 @@ class Vocab:
             raise ValueError("vocabulary has duplicate tokens")
         self.itos, self.specials = itos, specials
         self.level, self.lowercase = check_level(level), bool(lowercase)
+        self.tokenizer = check_tokenizer(level, tokenizer)
         self.stoi = {t: i for i, t in enumerate(itos)}
         self.unk_id = 0
         self.bos_id = self.stoi[BOS] if BOS in specials else None
@@ -102,7 +139,7 @@ class Vocab:
 
     @classmethod
     def build(cls, tokens_or_counter, min_count=1, max_vocab=None, specials=SPECIALS,
-              level="char", lowercase=False):
+              level="char", lowercase=False, tokenizer=None):
         """Vocabulary of the tokens seen at least `min_count` times, at most `max_vocab`
         entries in all (specials included), most frequent first."""
         specials = tuple(specials) if UNK in specials else (UNK,) + tuple(specials)
@@ -124,7 +161,7 @@ class Vocab:
         itos = list(specials) + [t for _, t in kept]
         if max_vocab is not None:
             itos = itos[:max_vocab]
-        return cls(itos, specials, level, lowercase)
+        return cls(itos, specials, level, lowercase, tokenizer)
 
     def __len__(self):
         return len(self.itos)
@@ -153,7 +190,11 @@ class Vocab:
 
     def encode_text(self, text):
         """Tokenise `text` at this vocabulary's level and case, then encode it."""
-        return self.encode(tokenize(text, self.level, self.lowercase))
+        return self.encode(self.tokenize(text))
+
+    def tokenize(self, text):
+        """`text` cut by this vocabulary's tokeniser, lowered if it is lowercase."""
+        return tokenize(text, self.level, self.lowercase, self.tokenizer)
 
     def decode_text(self, ids, keep_specials=False):
         """ids -> text. `<bos>`/`<eos>` are dropped unless keep_specials; `<unk>` shows."""
@@ -184,13 +225,14 @@ class Vocab:
 
     def to_json(self):
         """A JSON-able dict that from_json turns back into an equal Vocab."""
-        return {"format": "lm.vocab", "version": 1, "level": self.level,
-                "lowercase": self.lowercase, "specials": list(self.specials),
+        return {"format": "lm.vocab", "version": 2, "level": self.level,
+                "tokenizer": self.tokenizer, "lowercase": self.lowercase, "specials": list(self.specials),
                 "itos": list(self.itos)}
 
     @classmethod
     def from_json(cls, d):
-        """Inverse of to_json; ValueError (one line) for anything malformed."""
+        """Inverse of to_json; ValueError (one line) for anything malformed. A vocabulary
+        saved without "tokenizer" (lm 0.1) keeps the tokeniser of its time ("runs")."""
         if not isinstance(d, dict) or d.get("format") != "lm.vocab":
             raise ValueError("not an lm vocabulary (missing \"format\": \"lm.vocab\")")
         itos, specials = d.get("itos"), d.get("specials", list(SPECIALS))
@@ -199,8 +241,15 @@ class Vocab:
                 raise ValueError(f"vocabulary {key!r} must be a list of strings")
         if not isinstance(d.get("lowercase", False), bool):
             raise ValueError("vocabulary 'lowercase' must be true or false")
-        return cls(itos, specials, d.get("level", "char"), d.get("lowercase", False))
+        level = d.get("level", "char")
+        if level not in TOKENIZERS:
+            raise ValueError(f"vocabulary 'level' must be one of {', '.join(TOKENIZERS)}")
+        tokenizer = d.get("tokenizer", LEGACY_TOKENIZERS[level])
+        if not isinstance(tokenizer, str) or tokenizer not in TOKENIZERS[level]:
+            raise ValueError(f"vocabulary 'tokenizer' must be one of "
+                             f"{', '.join(TOKENIZERS[level])} at level {level}")
+        return cls(itos, specials, level, d.get("lowercase", False), tokenizer)
 
     def __repr__(self):
         return (f"Vocab({len(self)} tokens, level={self.level!r}, "
-                f"lowercase={self.lowercase}, specials={self.specials})")
+                f"tokenizer={self.tokenizer!r}, lowercase={self.lowercase}, specials={self.specials})")

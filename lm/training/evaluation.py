@@ -8,7 +8,6 @@ BPTT windows exactly as in training (or per padded line in line mode).
 import numpy as np
 
 from lm.data.batchers import BPTTBatcher, LineBatcher, Lines
-from lm.layers.losses import temporal_softmax_loss
 
 
 def _windows_loss(model, windows, carry_state, should_stop):
@@ -17,12 +16,10 @@ def _windows_loss(model, windows, carry_state, should_stop):
     for batch in windows:
         if should_stop is not None and should_stop():
             return None, count
-        x, y, mask = batch.inputs, batch.targets, batch.mask
-        scores, new_state = model.forward(x, state if carry_state else None, mask)
-        loss, _ = temporal_softmax_loss(scores, y, mask, overwrite_scores=True)
-        total += float(loss) * x.shape[0]  # the loss is summed over T, averaged over N
-        count += x.size if mask is None else int(np.count_nonzero(mask))
-        state = new_state
+        nats, n, state = model.nll(batch.inputs, batch.targets,
+                                   state if carry_state else None, batch.mask)
+        total += nats
+        count += n
     return total, count
 
 

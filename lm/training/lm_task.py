@@ -19,7 +19,7 @@ from lm.text.corpora import corpus_info, resolve_corpus
 from lm.text.stream import load_corpus
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_loss, evaluated_tokens
-from lm.training.metrics import bits_per_token, format_eval_line, perplexity
+from lm.training.metrics import bits_per_char, bits_per_token, format_eval_line, perplexity
 from lm.training.optim import SGD, Adam
 from lm.training.trainer import train_task
 
@@ -58,7 +58,19 @@ class LanguageModelTask:
         row = {"val_loss": val, "val_ppl": perplexity(val)}
         if cfg.level == "char":
             row["val_bpc"] = bits_per_token(val)
+        elif self.val_chars:
+            row["val_bpc"] = bits_per_char(val, _num_tokens(self.val_data), self.val_chars)
         return row
+
+    @property
+    def val_chars(self):
+        """Characters of the validation text (the stream's tail) at word level; 0 when
+        unknown (line mode)."""
+        if "_val_chars" not in self.__dict__:
+            n = None if self.cfg.line_mode else \
+                self.corpus.num_chars(len(self.corpus.ids) - len(self.val_data))
+            self.__dict__["_val_chars"] = n or 0
+        return self.__dict__["_val_chars"]
 
     def score(self, row):
         return (-row["val_loss"],)
@@ -83,7 +95,9 @@ class LanguageModelTask:
                  f"vocab   {len(s.vocab):,} tokens"
                  + (f" (min_count {cfg.min_count})" if cfg.min_count > 1 else ""),
                  f"model   {cfg.cell} {cfg.num_layers}x{cfg.hidden_size}, embed {cfg.embed_size}, "
-                 f"dropout {cfg.dropout:g}: {s.model.num_params():,} parameters ({cfg.dtype})"]
+                 f"dropout {cfg.dropout:g}, {cfg.softmax} softmax"
+                 + (", tied" if cfg.tie_weights else "")
+                 + f": {s.model.num_params():,} parameters ({cfg.dtype})"]
         if cfg.line_mode:
             per_step = f"{b.batch_size} lines per step ({len(b)} steps per epoch)"
         else:
@@ -138,7 +152,8 @@ def check_model_memory(cfg, vocab_size, steps=None):
 def build_model(cfg, vocab_size, rng):
     return LanguageModelRNN(vocab_size, cfg.embed_size, cfg.hidden_size, cell=cfg.cell,
                             num_layers=cfg.num_layers, dropout=cfg.dropout,
-                            tie_weights=cfg.tie_weights, dtype=DTYPES[cfg.dtype], rng=rng)
+                            tie_weights=cfg.tie_weights, softmax=cfg.softmax,
+                            dtype=DTYPES[cfg.dtype], rng=rng)
 
 
 def make_optimizer(cfg, model):
@@ -206,8 +221,9 @@ def setup(cfg, given=frozenset()):
     path, _ = resolve_corpus(cfg.corpus)
     corpus = load_corpus(path, cfg.level, cfg.lowercase, cfg.min_count,
                          cfg.max_vocab or None, cfg.line_mode, cfg.encoding,
-                         cfg.encoding_errors, vocab=vocab)
+                         cfg.encoding_errors, vocab=vocab, tokenizer=cfg.tokenizer)
     vocab = corpus.vocab
+    cfg.resolve_softmax(len(vocab))  # --softmax auto: by the vocabulary's size
     train_data, val_data = split_corpus(corpus, cfg.val_frac,
                                         cfg.seed if cfg.shuffle_lines else None)
     check_model_memory(cfg, len(vocab), steps=int(train_data.lengths.max()) + 1

@@ -84,6 +84,8 @@ def well_typed(row):
 def format_eval_line(m, is_best, level):
     """One line per evaluation: step, epoch, losses, ppl or bpc, tokens/s, lr, elapsed, best."""
     unit = f"val bpc {m['val_bpc']:.3f}" if level == "char" else f"val ppl {m['val_ppl']:.2f}"
+    if level != "char" and m.get("val_bpc") is not None:  # the figure that compares levels
+        unit += f" | val bpc {m['val_bpc']:.3f}"
     mins, secs = divmod(int(m["elapsed"]), 60)
     train = "   -  " if m.get("train_loss") is None else f"{m['train_loss']:.4f}"
     return (f"step {m['step']:>6d} | epoch {m['epoch']:6.2f} | train {train} | "
