@@ -200,6 +200,12 @@ def test_the_parameter_count_is_exact(cell):
             assert count_params(c.config())[0] == c.num_params()
     bag = SentimentClassifier.build(13, 6, 5, cell="bag", num_classes=4)
     assert count_params(bag.config())[0] == bag.num_params()
+    adaptive = LanguageModelRNN(3000, 8, 16, cell=cell, softmax="adaptive")
+    assert count_params(adaptive.config())[0] == adaptive.num_params()
+    for conv in ("cnn", "cnn-lstm"):
+        c = SentimentClassifier.build(13, 6, 5, cell=conv, num_classes=3, filters=7,
+                                      kernel_size=4)
+        assert count_params(c.config())[0] == c.num_params()
 
 
 def test_the_estimate_covers_what_training_allocates():

@@ -31,18 +31,35 @@ def count_params(model):
     (a language model, or a classifier when it has `num_classes`): V*E embedding,
     per layer and direction D*gH + H*gH + biases, and the head."""
     V, E, H, L, cell, dirs = _dims(model)
-    rec, out = 0, E
-    if cell in GATES:
-        g, d = GATES[cell], E
+    rec, out, conv = 0, E, 0
+    if cell in ("cnn", "cnn-lstm"):      # Conv1D: K*E*F weights and F biases
+        F = int(model.get("filters", 200))
+        conv = int(model.get("kernel_size", 3)) * E * F + F
+        out = F
+    if cell in GATES or cell == "cnn-lstm":
+        g, d = GATES.get(cell, GATES["lstm"]), out
         for _ in range(L):
-            rec += dirs * (d * g * H + H * g * H + BIASES[cell] * g * H)
+            rec += dirs * (d * g * H + H * g * H + BIASES.get(cell, 1) * g * H)
             d = dirs * H
         out = d
     if "num_classes" in model:
         head = out * int(model["num_classes"]) + int(model["num_classes"])
+    elif model.get("softmax") == "adaptive" and model.get("cutoffs"):
+        head = _adaptive_params(out, V, model["cutoffs"])
     else:
         head = V if model.get("tie_weights") else out * V + V
-    return V * E + rec + head, rec
+    return V * E + conv + rec + head, rec
+
+
+def _adaptive_params(H, V, cutoffs, div_value=4.0):
+    """An adaptive softmax's weights: the head H*(c_0 + K), each cluster i a projection
+    H*h_i and an output h_i*size_i, h_i = H // div_value**(i+1) (lm.layers.adaptive_softmax)."""
+    ends = [int(c) for c in cutoffs] + [V]
+    total = H * (ends[0] + len(ends) - 1)
+    for i in range(len(ends) - 1):
+        width = int(H // div_value ** (i + 1))
+        total += H * width + width * (ends[i + 1] - ends[i])
+    return total
 
 
 @dataclass
