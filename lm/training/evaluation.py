@@ -8,6 +8,7 @@ BPTT windows exactly as in training (or per padded line in line mode).
 import numpy as np
 
 from lm.data.batchers import BPTTBatcher, LineBatcher, Lines
+from lm.layers.losses import temporal_softmax_loss
 
 
 def _windows_loss(model, windows, carry_state, should_stop):
