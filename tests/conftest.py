@@ -88,3 +88,27 @@ def mutations(data, rng, n=10_000):
             del b[int(rng.integers(len(b)))]
         out.append(bytes(b))
     return out[:n]
+
+
+# a language model that trains 3 steps in a blink (resume and run-directory tests)
+TINY_LM = dict(embed_size=6, hidden_size=10, seq_length=7, batch_size=3, sample_length=0,
+               eval_every=3)
+
+
+def quiet(line):
+    """A training log that shows nothing."""
+
+
+def tiny_lm_run(root, name):
+    """Write root/c.txt (400 random words) and train TINY_LM on it for 3 steps into
+    root/name; returns root."""
+    from lm.config.training import TrainConfig
+    from lm.training import lm_task
+
+    words = ["the", "cat", "sat", "on", "a", "mat"]
+    rng = np.random.default_rng(0)
+    (root / "c.txt").write_text(" ".join(words[i] for i in rng.integers(0, 6, 400)),
+                                encoding="utf-8")
+    lm_task.train(TrainConfig(**TINY_LM, corpus=str(root / "c.txt"), out_dir=str(root / name),
+                              max_steps=3), log=quiet)
+    return root
