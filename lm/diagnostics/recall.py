@@ -24,7 +24,7 @@ from lm.storage.run_dir import (RUNS_ROOT, check_new_run_dir, check_run_dir, pre
                                 resumed_run_config)
 from lm.training.evaluation import evaluate_classifier
 from lm.training.optim import Adam
-from lm.training.trainer import train_task
+from lm.training.trainer import train_best
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -156,11 +156,7 @@ def setup(cfg, given=frozenset()):
 
 def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
     """Train on the recall task as `cfg` says; returns (TrainResult, best evaluation row)."""
-    from lm.training.metrics import best_row
-
-    task = setup(cfg, given)
-    result = train_task(task, given, log, progress, stop)
-    return result, best_row(task.run_dir, result.best_step)
+    return train_best(setup(cfg, given), given, log, progress, stop)
 
 
 def load_recall(run_dir, which="best", batch=1, steps=1):

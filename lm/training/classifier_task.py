@@ -27,7 +27,7 @@ from lm.storage.run_dir import (RUNS_ROOT, check_new_run_dir, corpus_label, prep
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_classifier
 from lm.training.optim import Adam
-from lm.training.trainer import train_task
+from lm.training.trainer import train_best
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 SPLITS = ("train", "val", "test")
@@ -223,8 +223,4 @@ def setup(cfg, given=frozenset(), log=print):
 
 def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
     """Train a classifier as `cfg` says; returns (TrainResult, the best evaluation's row)."""
-    from lm.training.metrics import best_row
-
-    task = setup(cfg, given)
-    result = train_task(task, given, log, progress, stop)
-    return result, best_row(task.run_dir, result.best_step)
+    return train_best(setup(cfg, given), given, log, progress, stop)

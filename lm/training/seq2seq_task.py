@@ -24,7 +24,7 @@ from lm.text.pairs import MAX_SIDE_CHARS, read_pairs
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_seq2seq
 from lm.training.optim import Adam
-from lm.training.trainer import train_task
+from lm.training.trainer import train_best
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 EVAL_BATCH = 500        # pairs per evaluation batch (no backward: larger batches pay)
@@ -177,8 +177,4 @@ def setup(cfg, given=frozenset()):
 
 def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
     """Train a seq2seq model as `cfg` says; returns (TrainResult, the best evaluation's row)."""
-    from lm.training.metrics import best_row
-
-    task = setup(cfg, given)
-    result = train_task(task, given, log, progress, stop)
-    return result, best_row(task.run_dir, result.best_step)
+    return train_best(setup(cfg, given), given, log, progress, stop)
