@@ -94,6 +94,16 @@ def test_adaptive_softmax_inside_the_language_model_layout():
         np.testing.assert_array_equal(back[k], params[k])
 
 
+def assert_same_params(back, params, state):
+    """`back` (from a state dict) holds every parameter, bit-identical in its dtype, and
+    the state dict shares no memory with the model."""
+    assert sorted(back) == sorted(params)
+    for k, p in params.items():
+        assert back[k].dtype == p.dtype
+        np.testing.assert_array_equal(back[k], p)
+    assert not any(np.shares_memory(a, p) for a in state.values() for p in params.values())
+
+
 # ---- exact round trips ----------------------------------------------------------
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -106,11 +116,7 @@ def test_lm_to_pytorch_to_lm_is_identical(cell, layers):
                                        for w in ("weight", "bias") for x in ("ih", "hh")]
         assert sorted(state) == sorted(keys + ["decoder.weight", "decoder.bias"])
         back = torch_layout.from_torch("language_model", m.config(), state)
-        assert sorted(back) == sorted(m.params)
-        for k, p in m.params.items():
-            assert back[k].dtype == p.dtype
-            np.testing.assert_array_equal(back[k], p)
-        assert not any(np.shares_memory(a, p) for a in state.values() for p in m.params.values())
+        assert_same_params(back, m.params, state)
 
 
 @pytest.mark.parametrize("name", LM_FIXTURES + CLF_FIXTURES + S2S_FIXTURES)
@@ -164,11 +170,7 @@ def test_cnn_classifiers_to_pytorch_to_lm_are_identical(cell, layers, bi):
         assert state["rnn.weight_ih_l0"].shape == (20, 4)
     assert state["classifier.weight"].shape == (3, 4 if cell == "cnn" else 10)
     back = torch_layout.from_torch("sentiment", m.config(), state)
-    assert sorted(back) == sorted(m.params)
-    for k, p in m.params.items():
-        assert back[k].dtype == p.dtype
-        np.testing.assert_array_equal(back[k], p)
-    assert not any(np.shares_memory(a, p) for a in state.values() for p in m.params.values())
+    assert_same_params(back, m.params, state)
 
 
 def test_a_cell_without_a_layout_is_a_value_error():
