@@ -414,14 +414,22 @@ def _torch():
     return pytest.importorskip("torch", reason='torch is not installed: pip install -e ".[torch]"')
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-@pytest.mark.parametrize("layers", [1, 2])
-def test_lm_exports_give_lms_logits_in_pytorch(cell, layers, tmp_path):
-    torch = _torch()
+def torch_from_state(path, state, config, vocab):
+    """The torch_model module of a PyTorch-layout file written to `path` from `state`
+    (numpy arrays) with lm's config and vocabulary."""
     from lm.interop import torch_model
     from lm.interop.files import save_torch_layout
     import safetensors.numpy
 
+    save_torch_layout(path, lambda meta: safetensors.numpy.save(state, metadata=meta), config,
+                      vocab)
+    return torch_model.from_file(path)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_lm_exports_give_lms_logits_in_pytorch(cell, layers, tmp_path):
+    torch = _torch()
     m = lm_model(cell, layers, tie=layers == 2)
     itos = ["<unk>"] + list("abcdefghij")
     config = {"kind": "language_model", "model": m.config(),
@@ -431,10 +439,7 @@ def test_lm_exports_give_lms_logits_in_pytorch(cell, layers, tmp_path):
     vocab = {"format": "lm.vocab", "version": 1, "level": "char", "lowercase": False,
              "specials": ["<unk>"], "itos": itos}
     state = torch_layout.to_torch("language_model", m)
-    path = tmp_path / "m.safetensors"
-    save_torch_layout(path, lambda meta: safetensors.numpy.save(state, metadata=meta), config,
-                      vocab)
-    model = torch_model.from_file(path)
+    model = torch_from_state(tmp_path / "m.safetensors", state, config, vocab)
     ids = np.random.default_rng(3).integers(0, 11, (3, 9))
     with torch.no_grad():
         got = model(torch.from_numpy(ids))[0].numpy()
@@ -469,10 +474,6 @@ def test_pytorch_adaptive_language_model_matches_lm_pieces():
 def test_recall_runs_export_as_classifiers(tmp_path):
     """The recall task's model is the classifier (last-step pooling): same keys, same scores."""
     torch = _torch()
-    from lm.interop import torch_model
-    from lm.interop.files import save_torch_layout
-    import safetensors.numpy
-
     m = SentimentClassifier.build(17, 6, 5, cell="lstm", pool="last", num_classes=8,
                                   rng=np.random.default_rng(0)).eval()
     config = {"kind": "recall", "model": m.config(), "train": {},
@@ -481,10 +482,7 @@ def test_recall_runs_export_as_classifiers(tmp_path):
              "specials": ["<unk>"], "itos": ["<unk>"] + list("ABCDEFGHabcdefgh")}
     state = torch_layout.to_torch("recall", m)
     assert sorted(state) == sorted(torch_layout.to_torch("sentiment", m))
-    path = tmp_path / "r.safetensors"
-    save_torch_layout(path, lambda meta: safetensors.numpy.save(state, metadata=meta), config,
-                      vocab)
-    model = torch_model.from_file(path)
+    model = torch_from_state(tmp_path / "r.safetensors", state, config, vocab)
     ids = np.random.default_rng(3).integers(0, 17, (4, 7))
     with torch.no_grad():
         got = model(torch.from_numpy(ids)).numpy()
