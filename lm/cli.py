@@ -96,6 +96,25 @@ def help_text(fn, name):
     return text.replace(f"'{name}'", name)
 
 
+# ---- programs of several commands (`python -m lm.seq2seq train|predict|evaluate`) ----
+
+def run_commands(commands, usage, argv, hint=""):
+    """Run the command that the first word of `argv` names: `commands[word]` gets the rest
+    through `run_cli`; -h/--help/help prints `usage`. No word or an unknown one:
+    `error: ...; choose A, B or C` and `hint` on stderr, exit 2."""
+    command = argv[0] if argv else None
+    if command in ("-h", "--help", "help"):
+        print(usage)
+        return
+    if command not in commands:
+        what = "no command given" if command is None else f"unknown command {command!r}"
+        names = list(commands)
+        choices = " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        print(f"error: {what}; choose {choices}{hint}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    run_cli(commands[command], argv[1:], command=command)
+
+
 # ---- commands whose flags are a config dataclass's fields -----------------------
 
 def field_help(cls):
@@ -263,6 +282,31 @@ def given_flags(names, argv=None):
         elif head.startswith("no") and head[2:] in names:
             given.add(head[2:])
     return given
+
+
+def raw_texts(values, names, argv):
+    """Set each text flag of `names` in `values` ({name: value} from fire) to the string
+    typed for it in `argv` (fire turns `--out_dir 1e3` into 1000.0); None -> ""."""
+    for name in names:
+        v = values[name]
+        values[name] = "" if v is None else (raw_flag(name, argv) or str(v))
+    return values
+
+
+def raw_positionals(argv, switches, count=0):
+    """The first `count` (0: all) positional arguments in `argv`, exactly as typed (fire
+    turns "1e3" into 1000.0). switches: the flags that take no value (`x` and `nox`)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--":
+            continue
+        elif arg.startswith("--"):
+            skip = "=" not in arg and arg[2:].replace("-", "_") not in switches
+        else:
+            out.append(arg)
+    return out[:count] if count else out
 
 
 def check_str(name, value, allow_empty=False):

@@ -10,7 +10,7 @@ if __name__ == "__main__":  # before numpy loads OpenBLAS: with these small matr
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # thread is fastest
 
 from lm.cli import (EXIT_INTERRUPTED, CliError, check_str, config_command,  # noqa: E402
-                    given_flags, raw_flag, run_cli)
+                    given_flags, raw_texts, run_commands)
 from lm.config.recall import RecallConfig  # noqa: E402
 
 DISTANCES = (1, 10, 20, 50, 100, 200)  # the ratios printed, where the batch reaches
@@ -118,8 +118,7 @@ def run_recall(values):
     from lm.training.trainer import TrainingDiverged
 
     argv = _CLI_ARGV or []
-    values["out_dir"] = "" if values["out_dir"] is None else \
-        (raw_flag("out_dir", argv) or str(values["out_dir"]))
+    raw_texts(values, ("out_dir",), argv)
     given = given_flags(set(values), argv)
     cfg = RecallConfig(**values).validate()
     try:
@@ -154,17 +153,8 @@ def main(argv=None):
     """Run the CLI on `argv` (default sys.argv[1:]): the first word picks the command."""
     global _CLI_ARGV
     argv = list(sys.argv[1:] if argv is None else argv)
-    command = argv[0] if argv else None
-    if command in ("-h", "--help", "help"):
-        print(USAGE)
-        return
-    if command not in COMMANDS:
-        what = "no command given" if command is None else f"unknown command {command!r}"
-        print(f"error: {what}; choose gradients or recall (python -m lm.diagnose --help)",
-              file=sys.stderr)
-        sys.exit(2)
     _CLI_ARGV = argv[1:]
-    run_cli(COMMANDS[command], argv[1:], command=command)
+    run_commands(COMMANDS, USAGE, argv, hint=" (python -m lm.diagnose --help)")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ if __name__ == "__main__":  # before numpy loads OpenBLAS: with these small matr
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # thread is faster than several
 
 from lm.cli import (EXIT_INTERRUPTED, CliError, check_str, config_command,  # noqa: E402
-                    given_flags, raw_flag, run_cli)
+                    given_flags, raw_positionals, raw_texts, run_commands)
 from lm.config.checks import check_int  # noqa: E402
 from lm.config.seq2seq import Seq2SeqConfig  # noqa: E402
 
@@ -38,9 +38,7 @@ def run_train(values):
     from lm.training.trainer import TrainingDiverged
 
     argv = _CLI_ARGV or []
-    for name in ("data", "out_dir"):
-        v = values[name]
-        values[name] = "" if v is None else (raw_flag(name, argv) or str(v))
+    raw_texts(values, ("data", "out_dir"), argv)
     if values["data"] and "data" not in given_flags({"data"}, argv):
         values["data"] = (_raw_positionals(1) or [values["data"]])[0]
     given = given_flags(set(values), argv) | ({"data"} if values["data"] else set())
@@ -82,21 +80,9 @@ _SWITCHES = {"bidirectional", "reverse", "feed_state", "resume", "nobidirectiona
 
 
 def _raw_positionals(count):
-    """The first `count` (0: all) positional arguments after the command, exactly as typed
-    (fire would turn "1e3" into 1000.0); None when not run from the command line."""
-    if _CLI_ARGV is None:
-        return None
-    out, skip = [], False
-    for arg in _CLI_ARGV[1:]:
-        if skip:
-            skip = False
-        elif arg == "--":
-            continue
-        elif arg.startswith("--"):
-            skip = "=" not in arg and arg[2:].replace("-", "_") not in _SWITCHES
-        else:
-            out.append(arg)
-    return out[:count] if count else out
+    """The first `count` (0: all) positional arguments after the command, exactly as typed;
+    None when not run from the command line."""
+    return None if _CLI_ARGV is None else raw_positionals(_CLI_ARGV[1:], _SWITCHES, count)
 
 
 def _checkpoint(checkpoint):
@@ -223,16 +209,7 @@ def main(argv=None):
     """Run the CLI on `argv` (default sys.argv[1:]): the first word picks the command."""
     global _CLI_ARGV
     _CLI_ARGV = list(sys.argv[1:] if argv is None else argv)
-    command = _CLI_ARGV[0] if _CLI_ARGV else None
-    if command in ("-h", "--help", "help"):
-        print(USAGE)
-        return
-    if command not in COMMANDS:
-        what = "no command given" if command is None else f"unknown command {command!r}"
-        print(f"error: {what}; choose train, predict or evaluate (python -m lm.seq2seq --help)",
-              file=sys.stderr)
-        sys.exit(2)
-    run_cli(COMMANDS[command], _CLI_ARGV[1:], command=command)
+    run_commands(COMMANDS, USAGE, _CLI_ARGV, hint=" (python -m lm.seq2seq --help)")
 
 
 if __name__ == "__main__":

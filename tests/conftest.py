@@ -88,3 +88,54 @@ def mutations(data, rng, n=10_000):
             del b[int(rng.integers(len(b)))]
         out.append(bytes(b))
     return out[:n]
+
+
+# a language model that trains 3 steps in a blink (resume and run-directory tests)
+TINY_LM = dict(embed_size=6, hidden_size=10, seq_length=7, batch_size=3, sample_length=0,
+               eval_every=3)
+
+
+def quiet(line):
+    """A training log that shows nothing."""
+
+
+def tiny_lm_run(root, name):
+    """Write root/c.txt (400 random words) and train TINY_LM on it for 3 steps into
+    root/name; returns root."""
+    from lm.config.training import TrainConfig
+    from lm.training import lm_task
+
+    words = ["the", "cat", "sat", "on", "a", "mat"]
+    rng = np.random.default_rng(0)
+    (root / "c.txt").write_text(" ".join(words[i] for i in rng.integers(0, 6, 400)),
+                                encoding="utf-8")
+    lm_task.train(TrainConfig(**TINY_LM, corpus=str(root / "c.txt"), out_dir=str(root / name),
+                              max_steps=3), log=quiet)
+    return root
+
+
+# a two-class set a tiny classifier learns in seconds (label<TAB>text rows)
+POS = ["good", "great fun", "i love it", "very good", "so great", "love this"]
+NEG = ["bad", "awful mess", "i hate it", "very bad", "so awful", "hate this"]
+
+
+def tiny_file(path):
+    """Write POS (label 1) and NEG (label 0), twice each, as label<TAB>text lines to `path`."""
+    rows = [f"1\t{t}" for t in POS] + [f"0\t{t}" for t in NEG]
+    path.write_text("\n".join(rows * 2) + "\n", encoding="utf-8")
+    return path
+
+
+def replayed_loss(model, batch):
+    """(f, analytic gradients) for a gradient check through dropout: f(_) is
+    model.loss(batch)[0] with the dropout generator (model.drop.rng) restored first, so
+    every evaluation draws the same masks; the gradients are those of that loss."""
+    rng = model.drop.rng  # every dropout shares the builder's generator
+    saved = rng.bit_generator.state
+
+    def f(_):
+        rng.bit_generator.state = saved
+        return model.loss(batch)[0]
+
+    f(None)
+    return f, {k: g.copy() for k, g in model.grads.items()}

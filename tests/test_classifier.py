@@ -4,6 +4,7 @@ invariance, parameter names, batching, training to full accuracy on the phrase s
 import numpy as np
 import pytest
 
+from conftest import replayed_loss
 from lm.layers.gradcheck import eval_numerical_gradient, rel_error
 from lm.models.classifier import SentimentClassifier
 from lm.models.encoder import Encoder
@@ -76,15 +77,7 @@ def test_weight_decay_is_the_optimisers_and_spares_biases():
 def test_gradient_check_two_layers_with_dropout():
     model = make("rnn", True, "max", dropout=0.3, num_layers=2, seed=4)
     ids, mask, y = batch(2)
-    rng = model.drop.rng  # every dropout shares the builder's generator
-    saved = rng.bit_generator.state
-
-    def f(_):
-        rng.bit_generator.state = saved
-        return model.loss(Batch(ids, y, mask))[0]
-
-    f(None)
-    analytic = {k: g.copy() for k, g in model.grads.items()}
+    f, analytic = replayed_loss(model, Batch(ids, y, mask))
     for name, p in model.params.items():
         assert rel_error(analytic[name], eval_numerical_gradient(f, p, h=1e-5)) < 1e-5, name
 

@@ -4,7 +4,7 @@ the CLI (learning, predicting, bad flags) and an exact resume after Ctrl-C."""
 import numpy as np
 import pytest
 
-from conftest import assert_clean_error, metrics, run_module
+from conftest import assert_clean_error, metrics, replayed_loss, run_module, tiny_file
 from lm.data.batch import Batch, pad_batch
 from lm.layers.gradcheck import eval_numerical_gradient, rel_error
 from lm.models.classifier import SentimentClassifier
@@ -67,15 +67,7 @@ def test_gradient_check_whole_classifier(cell, pool, bi, layers, K, P):
 def test_gradient_check_with_dropout():
     model = make("cnn-lstm", "max", dropout=0.3, num_layers=2, seed=4)
     ids, mask, y = batch(2)
-    rng = model.drop.rng
-    saved = rng.bit_generator.state
-
-    def f(_):
-        rng.bit_generator.state = saved
-        return model.loss(Batch(ids, y, mask))[0]
-
-    f(None)
-    analytic = {k: g.copy() for k, g in model.grads.items()}
+    f, analytic = replayed_loss(model, Batch(ids, y, mask))
     for name, p in model.params.items():
         assert_gradient(analytic[name], eval_numerical_gradient(f, p, h=1e-5), name)
 
@@ -162,14 +154,6 @@ def test_names_config_and_bad_arguments():
 
 TINY = ["--embed_size", "6", "--hidden_size", "5", "--filters", "8", "--max_epochs", "12",
         "--batch_size", "4", "--min_count", "1", "--learning_rate", "0.03", "--dropout", "0"]
-POS = ["good", "great fun", "i love it", "very good", "so great", "love this"]
-NEG = ["bad", "awful mess", "i hate it", "very bad", "so awful", "hate this"]
-
-
-def tiny_file(path):
-    rows = [f"1\t{t}" for t in POS] + [f"0\t{t}" for t in NEG]
-    path.write_text("\n".join(rows * 2) + "\n", encoding="utf-8")
-    return path
 
 
 @pytest.mark.parametrize("cell", ["cnn", "cnn-lstm"])

@@ -94,6 +94,16 @@ def test_adaptive_softmax_inside_the_language_model_layout():
         np.testing.assert_array_equal(back[k], params[k])
 
 
+def assert_same_params(back, params, state):
+    """`back` (from a state dict) holds every parameter, bit-identical in its dtype, and
+    the state dict shares no memory with the model."""
+    assert sorted(back) == sorted(params)
+    for k, p in params.items():
+        assert back[k].dtype == p.dtype
+        np.testing.assert_array_equal(back[k], p)
+    assert not any(np.shares_memory(a, p) for a in state.values() for p in params.values())
+
+
 # ---- exact round trips ----------------------------------------------------------
 
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
@@ -106,11 +116,7 @@ def test_lm_to_pytorch_to_lm_is_identical(cell, layers):
                                        for w in ("weight", "bias") for x in ("ih", "hh")]
         assert sorted(state) == sorted(keys + ["decoder.weight", "decoder.bias"])
         back = torch_layout.from_torch("language_model", m.config(), state)
-        assert sorted(back) == sorted(m.params)
-        for k, p in m.params.items():
-            assert back[k].dtype == p.dtype
-            np.testing.assert_array_equal(back[k], p)
-        assert not any(np.shares_memory(a, p) for a in state.values() for p in m.params.values())
+        assert_same_params(back, m.params, state)
 
 
 @pytest.mark.parametrize("name", LM_FIXTURES + CLF_FIXTURES + S2S_FIXTURES)
@@ -164,11 +170,7 @@ def test_cnn_classifiers_to_pytorch_to_lm_are_identical(cell, layers, bi):
         assert state["rnn.weight_ih_l0"].shape == (20, 4)
     assert state["classifier.weight"].shape == (3, 4 if cell == "cnn" else 10)
     back = torch_layout.from_torch("sentiment", m.config(), state)
-    assert sorted(back) == sorted(m.params)
-    for k, p in m.params.items():
-        assert back[k].dtype == p.dtype
-        np.testing.assert_array_equal(back[k], p)
-    assert not any(np.shares_memory(a, p) for a in state.values() for p in m.params.values())
+    assert_same_params(back, m.params, state)
 
 
 def test_a_cell_without_a_layout_is_a_value_error():
@@ -412,14 +414,22 @@ def _torch():
     return pytest.importorskip("torch", reason='torch is not installed: pip install -e ".[torch]"')
 
 
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-@pytest.mark.parametrize("layers", [1, 2])
-def test_lm_exports_give_lms_logits_in_pytorch(cell, layers, tmp_path):
-    torch = _torch()
+def torch_from_state(path, state, config, vocab):
+    """The torch_model module of a PyTorch-layout file written to `path` from `state`
+    (numpy arrays) with lm's config and vocabulary."""
     from lm.interop import torch_model
     from lm.interop.files import save_torch_layout
     import safetensors.numpy
 
+    save_torch_layout(path, lambda meta: safetensors.numpy.save(state, metadata=meta), config,
+                      vocab)
+    return torch_model.from_file(path)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers", [1, 2])
+def test_lm_exports_give_lms_logits_in_pytorch(cell, layers, tmp_path):
+    torch = _torch()
     m = lm_model(cell, layers, tie=layers == 2)
     itos = ["<unk>"] + list("abcdefghij")
     config = {"kind": "language_model", "model": m.config(),
@@ -429,10 +439,7 @@ def test_lm_exports_give_lms_logits_in_pytorch(cell, layers, tmp_path):
     vocab = {"format": "lm.vocab", "version": 1, "level": "char", "lowercase": False,
              "specials": ["<unk>"], "itos": itos}
     state = torch_layout.to_torch("language_model", m)
-    path = tmp_path / "m.safetensors"
-    save_torch_layout(path, lambda meta: safetensors.numpy.save(state, metadata=meta), config,
-                      vocab)
-    model = torch_model.from_file(path)
+    model = torch_from_state(tmp_path / "m.safetensors", state, config, vocab)
     ids = np.random.default_rng(3).integers(0, 11, (3, 9))
     with torch.no_grad():
         got = model(torch.from_numpy(ids))[0].numpy()
@@ -467,10 +474,6 @@ def test_pytorch_adaptive_language_model_matches_lm_pieces():
 def test_recall_runs_export_as_classifiers(tmp_path):
     """The recall task's model is the classifier (last-step pooling): same keys, same scores."""
     torch = _torch()
-    from lm.interop import torch_model
-    from lm.interop.files import save_torch_layout
-    import safetensors.numpy
-
     m = SentimentClassifier.build(17, 6, 5, cell="lstm", pool="last", num_classes=8,
                                   rng=np.random.default_rng(0)).eval()
     config = {"kind": "recall", "model": m.config(), "train": {},
@@ -479,10 +482,7 @@ def test_recall_runs_export_as_classifiers(tmp_path):
              "specials": ["<unk>"], "itos": ["<unk>"] + list("ABCDEFGHabcdefgh")}
     state = torch_layout.to_torch("recall", m)
     assert sorted(state) == sorted(torch_layout.to_torch("sentiment", m))
-    path = tmp_path / "r.safetensors"
-    save_torch_layout(path, lambda meta: safetensors.numpy.save(state, metadata=meta), config,
-                      vocab)
-    model = torch_model.from_file(path)
+    model = torch_from_state(tmp_path / "r.safetensors", state, config, vocab)
     ids = np.random.default_rng(3).integers(0, 17, (4, 7))
     with torch.no_grad():
         got = model(torch.from_numpy(ids)).numpy()

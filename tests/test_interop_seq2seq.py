@@ -13,7 +13,8 @@ from lm.interop import torch_layout
 from lm.interop.files import read_checked
 from lm.models.seq2seq import Seq2Seq
 from lm.storage.safe_tensors import load_tensors
-from test_interop import S2S_FIXTURES, _damaged, _torch, clean_error, cli, fixture
+from test_interop import (S2S_FIXTURES, _damaged, _torch, clean_error, cli, fixture,
+                          torch_from_state)
 
 
 def _lengths_mask(lengths, T):
@@ -156,10 +157,6 @@ def test_import_refuses_a_seq2seq_file_that_does_not_fit_its_config(tmp_path, ca
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_lm_seq2seq_exports_give_lms_logits_and_answers_in_pytorch(cell, tmp_path):
     torch = _torch()
-    from lm.interop import torch_model
-    from lm.interop.files import save_torch_layout
-    import safetensors.numpy
-
     itos = ["<unk>", "<bos>", "<eos>", "+", " "] + [str(d) for d in range(10)]
     vocab = {"format": "lm.vocab", "version": 1, "level": "char", "lowercase": False,
              "specials": itos[:3], "itos": itos}
@@ -172,10 +169,7 @@ def test_lm_seq2seq_exports_give_lms_logits_and_answers_in_pytorch(cell, tmp_pat
         config = {"kind": "seq2seq", "model": m.config(), "train": {},
                   "data": {"task": "addition", "digits": 1}}
         state = torch_layout.to_torch("seq2seq", m)
-        path = tmp_path / f"s{i}.safetensors"
-        save_torch_layout(path, lambda meta: safetensors.numpy.save(state, metadata=meta),
-                          config, vocab)
-        model = torch_model.from_file(path)
+        model = torch_from_state(tmp_path / f"s{i}.safetensors", state, config, vocab)
         with torch.no_grad():
             got = model(*(torch.from_numpy(a) for a in (src, src_len, tgt, tgt_len))).numpy()
             answers = model.generate(torch.from_numpy(src), torch.from_numpy(src_len)).numpy()

@@ -7,10 +7,9 @@ import shutil
 import time
 import tracemalloc
 
-import numpy as np
 import pytest
 
-from conftest import assert_clean_error, run_module
+from conftest import TINY_LM as TINY, assert_clean_error, quiet, run_module, tiny_lm_run
 from lm.config.sentiment import SentimentConfig
 from lm.config.training import TrainConfig
 from lm.models.memory import (MemoryEstimate, NotEnoughMemory, check_memory, count_params,
@@ -20,25 +19,13 @@ from lm.storage.checkpoint import CheckpointError, load_checkpoint, read_vocab
 from lm.storage.run_dir import RUN_FILES, check_new_run_dir, check_run_files
 from lm.training import classifier_task, lm_task
 
-TINY = dict(embed_size=6, hidden_size=10, seq_length=7, batch_size=3, sample_length=0,
-            eval_every=3)
 HUGE = dict(hidden_size=8192, num_layers=64)  # ~690 GiB to train: no machine has it
-
-
-def quiet(line):
-    pass
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """A language-model run and a classifier run, both stopped at step 3 (tests copy them)."""
-    root = tmp_path_factory.mktemp("runs")
-    words = ["the", "cat", "sat", "on", "a", "mat"]
-    rng = np.random.default_rng(0)
-    (root / "c.txt").write_text(" ".join(words[i] for i in rng.integers(0, 6, 400)),
-                                encoding="utf-8")
-    lm_task.train(TrainConfig(**TINY, corpus=str(root / "c.txt"), out_dir=str(root / "lm"),
-                              max_steps=3), log=quiet)
+    root = tiny_lm_run(tmp_path_factory.mktemp("runs"), "lm")
     lines = [f"{'pos' if i % 2 else 'neg'}\t{'good fun' if i % 2 else 'bad dull'} {i}"
              for i in range(24)]
     (root / "d.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -6,31 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from conftest import assert_clean_error, run_module
+from conftest import assert_clean_error, quiet, run_module, tiny_lm_run
 from lm.config.sentiment import SentimentConfig
 from lm.config.training import TrainConfig
 from lm.storage.checkpoint import load_arrays, save_arrays
 from lm.training import classifier_task, lm_task
 
-TINY = dict(embed_size=6, hidden_size=10, seq_length=7, batch_size=3, sample_length=0,
-            eval_every=3)
-
-
-def quiet(line):
-    pass
-
-
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
     """A language-model run stopped at step 3, kept pristine (tests edit copies)."""
-    root = tmp_path_factory.mktemp("lm")
-    words = ["the", "cat", "sat", "on", "a", "mat"]
-    rng = np.random.default_rng(0)
-    (root / "c.txt").write_text(" ".join(words[i] for i in rng.integers(0, 6, 400)),
-                                encoding="utf-8")
-    lm_task.train(TrainConfig(**TINY, corpus=str(root / "c.txt"), out_dir=str(root / "run"),
-                              max_steps=3), log=quiet)
-    return root
+    return tiny_lm_run(tmp_path_factory.mktemp("lm"), "run")
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from conftest import assert_clean_error, metrics, run_module
+from conftest import NEG, POS, assert_clean_error, metrics, run_module, tiny_file
 from lm.storage.checkpoint import load_arrays, read_json
-
 
 
 def run(args, cwd, module="lm.sentiment", stdin=None, timeout=120):
@@ -16,18 +15,6 @@ def run(args, cwd, module="lm.sentiment", stdin=None, timeout=120):
 
 TINY = ["--embed_size", "6", "--hidden_size", "5", "--max_epochs", "30", "--batch_size", "4",
         "--min_count", "1", "--learning_rate", "0.05", "--dropout", "0"]
-POS = ["good", "great fun", "i love it", "very good", "so great", "love this"]
-NEG = ["bad", "awful mess", "i hate it", "very bad", "so awful", "hate this"]
-
-
-
-
-
-def tiny_file(path):
-    rows = [f"1\t{t}" for t in POS] + [f"0\t{t}" for t in NEG]
-    path.write_text("\n".join(rows * 2) + "\n", encoding="utf-8")
-    return path
-
 
 
 def test_train_predict_evaluate(tmp_path):

@@ -139,3 +139,48 @@ def fields_from_json(cls, d, label="config.json", defaults=None):
         return cls(**{**(defaults or {}), **d}).validate()
     except ValueError as e:
         raise ValueError(f"{label}: {e}") from None
+
+
+# ---- what the task configs (sentiment, seq2seq, recall) share --------------------
+
+# The budgets and the learning-rate schedule: a resumed run may be given them anew.
+SCHEDULE = ("max_epochs", "max_steps", "time_budget", "learning_rate", "grad_clip", "lr_decay",
+            "patience", "min_lr", "eval_every", "log_every")
+
+
+def check_schedule(c):
+    """Range-check the SCHEDULE fields of config `c` in place (ValueError naming the flag)."""
+    c.max_epochs = check_float("max_epochs", c.max_epochs, 0, lo_open=True)
+    c.max_steps = check_int("max_steps", c.max_steps, 0)
+    c.time_budget = check_float("time_budget", c.time_budget, 0)
+    c.learning_rate = check_float("learning_rate", c.learning_rate, 0, 10, lo_open=True)
+    c.grad_clip = check_float("grad_clip", c.grad_clip, 0)
+    c.lr_decay = check_float("lr_decay", c.lr_decay, 0, 1, lo_open=True)
+    c.patience = check_int("patience", c.patience, 0)
+    c.min_lr = check_float("min_lr", c.min_lr, 0)
+    c.eval_every = check_int("eval_every", c.eval_every, 0)
+    c.log_every = check_int("log_every", c.log_every, 0)
+
+
+def fixed_on_resume(cls, resumable=SCHEDULE):
+    """The fields of config dataclass `cls` that a resumed run keeps from its config.json:
+    all but `resumable`, resume and out_dir."""
+    import dataclasses
+
+    return tuple(f.name for f in dataclasses.fields(cls)
+                 if f.name not in (*resumable, "resume", "out_dir"))
+
+
+class JsonConfig:
+    """to_dict/from_dict of a config dataclass: config.json's "train" section."""
+
+    def to_dict(self):
+        import dataclasses
+
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d, label="config.json"):
+        """The config in `config.json`'s "train" part, every field checked as its flag is
+        (fields_from_json; runs saved before a newer flag existed get its default)."""
+        return fields_from_json(cls, d, label)

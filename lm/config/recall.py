@@ -1,17 +1,16 @@
 """The recall task's configuration: the dataclass whose fields are the `lm.diagnose recall`
 flags and `config.json`'s "train" section."""
-import dataclasses
 from dataclasses import dataclass
 
-from lm.config.checks import (check_bool, check_choice, check_float, check_int, check_size,
-                              fields_from_json)
+from lm.config.checks import (JsonConfig, check_bool, check_choice, check_float, check_int,
+                              check_schedule, check_size, fixed_on_resume)
 from lm.config.choices import CELLS, DTYPES
 
 MAX_SYMBOLS = 26  # symbols are the letters A..Z, the noise tokens a..z
 
 
 @dataclass
-class RecallConfig:
+class RecallConfig(JsonConfig):
     """The `recall` flags; config.json's "train" section."""
     # --- task ---
     length: int = 20               # distance: noise steps between the symbol to recall and the loss
@@ -57,31 +56,11 @@ class RecallConfig:
         c.forget_bias = check_float("forget_bias", c.forget_bias, -20, 20)
         c.batch_size = check_int("batch_size", c.batch_size, 1, 100000)
         c.epoch_steps = check_int("epoch_steps", c.epoch_steps, 1, 10**9)
-        c.max_epochs = check_float("max_epochs", c.max_epochs, 0, lo_open=True)
-        c.max_steps = check_int("max_steps", c.max_steps, 0)
-        c.time_budget = check_float("time_budget", c.time_budget, 0)
-        c.learning_rate = check_float("learning_rate", c.learning_rate, 0, 10, lo_open=True)
-        c.grad_clip = check_float("grad_clip", c.grad_clip, 0)
-        c.lr_decay = check_float("lr_decay", c.lr_decay, 0, 1, lo_open=True)
-        c.patience = check_int("patience", c.patience, 0)
-        c.min_lr = check_float("min_lr", c.min_lr, 0)
-        c.eval_every = check_int("eval_every", c.eval_every, 0)
-        c.log_every = check_int("log_every", c.log_every, 0)
+        check_schedule(c)
         c.seed = check_int("seed", c.seed, 0, 2**63 - 1)
         c.out_dir = "" if c.out_dir is None else str(c.out_dir)
         return c
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d, label="config.json"):
-        """The config in `config.json`'s "train" part, every field checked as its flag is."""
-        return fields_from_json(cls, d, label)
-
-
-# Flags a resumed recall run may change: the budgets and the schedule.
-RESUMABLE = ("max_epochs", "max_steps", "time_budget", "learning_rate", "grad_clip", "lr_decay",
-             "patience", "min_lr", "eval_every", "log_every")
-FIXED_ON_RESUME = tuple(f.name for f in dataclasses.fields(RecallConfig)
-                        if f.name not in RESUMABLE + ("resume", "out_dir"))
+# What a resumed recall run keeps: all but the budgets and the schedule.
+FIXED_ON_RESUME = fixed_on_resume(RecallConfig)

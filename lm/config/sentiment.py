@@ -1,15 +1,14 @@
 """Classifier training configuration: the dataclass whose fields are the `lm.sentiment train`
 flags and `config.json`'s "train" section."""
-import dataclasses
 from dataclasses import dataclass
 
-from lm.config.checks import (check_bool, check_choice, check_encoding, check_float, check_int,
-                              check_size, fields_from_json)
+from lm.config.checks import (JsonConfig, check_bool, check_choice, check_encoding, check_float,
+                              check_int, check_schedule, check_size, fixed_on_resume)
 from lm.config.choices import DTYPES, ENCODERS, ENCODING_ERRORS, LEVELS, POOLS
 
 
 @dataclass
-class SentimentConfig:
+class SentimentConfig(JsonConfig):
     """The `train` flags; config.json's "train" section."""
     # --- data ---
     data: str = ""                 # label<TAB>text file (plain or CSV-quoted), or with --neg
@@ -75,18 +74,9 @@ class SentimentConfig:
         for name in ("filters", "kernel_size", "pool_size"):
             setattr(c, name, check_size(name, getattr(c, name)))
         c.dropout = check_float("dropout", c.dropout, 0, 1, hi_open=True)
-        c.max_epochs = check_float("max_epochs", c.max_epochs, 0, lo_open=True)
-        c.max_steps = check_int("max_steps", c.max_steps, 0)
-        c.lr_decay = check_float("lr_decay", c.lr_decay, 0, 1, lo_open=True)
-        c.patience = check_int("patience", c.patience, 0)
-        c.min_lr = check_float("min_lr", c.min_lr, 0)
-        c.eval_every = check_int("eval_every", c.eval_every, 0)
-        c.log_every = check_int("log_every", c.log_every, 0)
+        check_schedule(c)
         c.batch_size = check_int("batch_size", c.batch_size, 1, 100000)
-        c.learning_rate = check_float("learning_rate", c.learning_rate, 0, 10, lo_open=True)
         c.weight_decay = check_float("weight_decay", c.weight_decay, 0)
-        c.grad_clip = check_float("grad_clip", c.grad_clip, 0)
-        c.time_budget = check_float("time_budget", c.time_budget, 0)
         if c.bidirectional and c.cell in ("bag", "cnn"):
             raise ValueError(f"--bidirectional needs a recurrent --cell (rnn, gru, lstm, "
                              f"cnn-lstm), not {c.cell}")
@@ -101,18 +91,6 @@ class SentimentConfig:
                              "drop --bidirectional")
         return c
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d, label="config.json"):
-        """The config in `config.json`'s "train" part, every field checked as its flag is
-        (runs of lm 0.1 lack the newer flags and get their defaults)."""
-        return fields_from_json(cls, d, label)
-
-
-# Flags a resumed classifier run may change: the budgets and the schedule.
-RESUMABLE = ("max_epochs", "max_steps", "time_budget", "learning_rate", "grad_clip", "lr_decay",
-             "patience", "min_lr", "eval_every", "log_every")
-FIXED_ON_RESUME = tuple(f.name for f in dataclasses.fields(SentimentConfig)
-                        if f.name not in RESUMABLE + ("resume", "out_dir"))
+# What a resumed classifier run keeps: all but the budgets and the schedule.
+FIXED_ON_RESUME = fixed_on_resume(SentimentConfig)

@@ -1,17 +1,16 @@
 """Sequence-to-sequence training configuration: the dataclass whose fields are the
 `lm.seq2seq train` flags and `config.json`'s "train" section."""
-import dataclasses
 from dataclasses import dataclass
 
-from lm.config.checks import (check_bool, check_choice, check_float, check_int, check_size,
-                              fields_from_json)
+from lm.config.checks import (SCHEDULE, JsonConfig, check_bool, check_choice, check_float,
+                              check_int, check_schedule, check_size, fixed_on_resume)
 from lm.config.choices import CELLS, DECODER_INPUTS, DTYPES, ENCODING_ERRORS, SEQ2SEQ_TASKS
 
 MAX_DIGITS = 9  # addition: sums stay exact in int64 and questions short
 
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(JsonConfig):
     """The `train` flags; config.json's "train" section."""
     # --- data ---
     data: str = ""                 # a source<TAB>target file (then --task is pairs)
@@ -70,18 +69,9 @@ class Seq2SeqConfig:
         c.hidden_size = check_size("hidden_size", c.hidden_size)
         c.num_layers = check_size("num_layers", c.num_layers)
         c.dropout = check_float("dropout", c.dropout, 0, 1, hi_open=True)
-        c.max_epochs = check_float("max_epochs", c.max_epochs, 0, lo_open=True)
-        c.max_steps = check_int("max_steps", c.max_steps, 0)
-        c.time_budget = check_float("time_budget", c.time_budget, 0)
+        check_schedule(c)
         c.target_acc = check_float("target_acc", c.target_acc, 0, 1)
         c.batch_size = check_int("batch_size", c.batch_size, 1, 100000)
-        c.learning_rate = check_float("learning_rate", c.learning_rate, 0, 10, lo_open=True)
-        c.grad_clip = check_float("grad_clip", c.grad_clip, 0)
-        c.lr_decay = check_float("lr_decay", c.lr_decay, 0, 1, lo_open=True)
-        c.patience = check_int("patience", c.patience, 0)
-        c.min_lr = check_float("min_lr", c.min_lr, 0)
-        c.eval_every = check_int("eval_every", c.eval_every, 0)
-        c.log_every = check_int("log_every", c.log_every, 0)
         if c.data and not c.resume:
             c.task = "pairs"
         if c.task == "pairs" and not c.data and not c.resume:
@@ -89,17 +79,6 @@ class Seq2SeqConfig:
                              "python -m lm.seq2seq train pairs.tsv")
         return c
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, d, label="config.json"):
-        """The config in `config.json`'s "train" part, every field checked as its flag is."""
-        return fields_from_json(cls, d, label)
-
-
-# Flags a resumed run may change: the budgets and the schedule.
-RESUMABLE = ("max_epochs", "max_steps", "time_budget", "target_acc", "learning_rate",
-             "grad_clip", "lr_decay", "patience", "min_lr", "eval_every", "log_every")
-FIXED_ON_RESUME = tuple(f.name for f in dataclasses.fields(Seq2SeqConfig)
-                        if f.name not in RESUMABLE + ("resume", "out_dir"))
+# What a resumed run keeps: all but the budgets, the schedule and --target_acc.
+FIXED_ON_RESUME = fixed_on_resume(Seq2SeqConfig, SCHEDULE + ("target_acc",))

@@ -20,10 +20,11 @@ from lm.models.classifier import SentimentClassifier
 from lm.storage.checkpoint import (find_checkpoint, load_model, read_json, validate_config,
                                    write_run_metadata)
 from lm.models.memory import check_memory, count_params, estimate_memory
-from lm.storage.run_dir import RUNS_ROOT, check_new_run_dir, check_run_dir, prepare_run_dir
+from lm.storage.run_dir import (RUNS_ROOT, check_new_run_dir, check_run_dir, prepare_run_dir,
+                                resumed_run_config)
 from lm.training.evaluation import evaluate_classifier
 from lm.training.optim import Adam
-from lm.training.trainer import train_task
+from lm.training.trainer import train_best
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -113,12 +114,9 @@ def default_out_dir(cfg):
 
 
 def _resumed_config(cfg, given):
-    run_dir = cfg.out_dir
-    if not run_dir or find_checkpoint(run_dir, "last") is None:
-        raise FileNotFoundError(f"--resume: {run_dir or '(no --out_dir)'} holds no last "
-                                f"checkpoint to resume from (pass --out_dir RUN_DIR)")
-    saved = RecallConfig.from_dict(run_config(run_dir)["train"],
-                                   os.path.join(run_dir, "config.json"))
+    """The saved run's config with the budgets and schedule given now (--resume)."""
+    meta, label = resumed_run_config(cfg.out_dir, "recall", "a recall run")
+    saved = RecallConfig.from_dict(meta["train"], label)
     return resume_config(saved, cfg, given, fixed=FIXED_ON_RESUME)
 
 
@@ -158,13 +156,7 @@ def setup(cfg, given=frozenset()):
 
 def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
     """Train on the recall task as `cfg` says; returns (TrainResult, best evaluation row)."""
-    from lm.training.metrics import read_metrics
-
-    task = setup(cfg, given)
-    result = train_task(task, given, log, progress, stop)
-    rows = [r for r in read_metrics(task.run_dir)
-            if r.get("step") == result.best_step and "val_acc" in r]
-    return result, (rows[-1] if rows else None)
+    return train_best(setup(cfg, given), given, log, progress, stop)
 
 
 def load_recall(run_dir, which="best", batch=1, steps=1):

@@ -49,17 +49,9 @@ def load_classifier(run_dir, which="best", batch=1, steps=1):
     which = _available(run_dir, which)
     if os.path.isdir(run_dir):
         check_run_memory(run_dir, batch, steps)
-    config, _, _ = load_checkpoint(run_dir, which)
-    if config["kind"] != "sentiment":
-        raise ValueError(f"{run_dir} is a {config['kind']} run, not a sentiment classifier "
-                         f"(train one with `python -m lm.sentiment train DATA`)")
-    dtype = DTYPES.get(config.get("train", {}).get("dtype", "float32"), np.float32)
-    model, config, vocab_json, _ = load_model(
-        run_dir, lambda d: SentimentClassifier.from_config(d, dtype=dtype), which)
-    try:
-        vocab = Vocab.from_json(vocab_json)
-    except ValueError as e:
-        raise CheckpointError(os.path.join(run_dir, "vocab.json"), str(e)) from None
+    model, vocab, config = _load_run(run_dir, which, "sentiment", SentimentClassifier,
+                                     "a sentiment classifier (train one with "
+                                     "`python -m lm.sentiment train DATA`)")
     classes = config.get("data", {}).get("classes")
     if not isinstance(classes, list) or len(classes) != model.num_classes:
         raise CheckpointError(os.path.join(run_dir, "config.json"),
@@ -82,17 +74,9 @@ def load_seq2seq(run_dir, which="best"):
     """
     run_dir = check_run_dir(run_dir)
     which = _available(run_dir, which)
-    config, _, _ = load_checkpoint(run_dir, which)
-    if config["kind"] != "seq2seq":
-        raise ValueError(f"{run_dir} is a {config['kind']} run, not a seq2seq model "
-                         f"(train one with `python -m lm.seq2seq train`)")
-    dtype = DTYPES.get(config.get("train", {}).get("dtype", "float32"), np.float32)
-    model, config, vocab_json, _ = load_model(
-        run_dir, lambda d: Seq2Seq.from_config(d, dtype=dtype), which)
-    try:
-        vocab = Vocab.from_json(vocab_json)
-    except ValueError as e:
-        raise CheckpointError(os.path.join(run_dir, "vocab.json"), str(e)) from None
+    model, vocab, config = _load_run(run_dir, which, "seq2seq", Seq2Seq,
+                                     "a seq2seq model (train one with "
+                                     "`python -m lm.seq2seq train`)")
     data = config.get("data", {})
     digits = data.get("digits")
     if data.get("task") not in ("addition", "pairs") or (
@@ -103,6 +87,22 @@ def load_seq2seq(run_dir, which="best"):
         raise CheckpointError(os.path.join(run_dir, "vocab.json"), "the vocabulary lacks "
                               "<bos> and <eos>")
     model.eval()
+    return model, vocab, config
+
+
+def _load_run(run_dir, which, kind, model_class, what):
+    """(model, Vocab, config) of a `kind` run built by `model_class.from_config` in its
+    training dtype; ValueError `RUN is a K run, not WHAT` for another kind of run."""
+    config, _, _ = load_checkpoint(run_dir, which)
+    if config["kind"] != kind:
+        raise ValueError(f"{run_dir} is a {config['kind']} run, not {what}")
+    dtype = DTYPES.get(config.get("train", {}).get("dtype", "float32"), np.float32)
+    model, config, vocab_json, _ = load_model(
+        run_dir, lambda d: model_class.from_config(d, dtype=dtype), which)
+    try:
+        vocab = Vocab.from_json(vocab_json)
+    except ValueError as e:
+        raise CheckpointError(os.path.join(run_dir, "vocab.json"), str(e)) from None
     return model, vocab, config
 
 

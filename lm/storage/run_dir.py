@@ -71,6 +71,23 @@ def prepare_run_dir(run_dir, new):
         os.unlink(metrics)
 
 
+def resumed_run_config(run_dir, kind, what):
+    """(config.json, its path) of the run that `--resume --out_dir RUN_DIR` continues:
+    FileNotFoundError unless it holds a last checkpoint, ValueError if a file lm writes
+    there is a link or it is not a `kind` run (`what` names one) with a "train" object."""
+    from lm.storage.checkpoint import CONFIG_NAME, find_checkpoint, read_json, validate_config
+
+    if not run_dir or find_checkpoint(run_dir, "last") is None:
+        raise FileNotFoundError(f"--resume: {run_dir or '(no --out_dir)'} holds no last "
+                                f"checkpoint to resume from (pass --out_dir RUN_DIR)")
+    check_run_files(run_dir)
+    label = os.path.join(run_dir, CONFIG_NAME)
+    meta = validate_config(read_json(label), label)
+    if meta["kind"] != kind or not isinstance(meta.get("train"), dict):
+        raise ValueError(f"--resume: {run_dir} is a {meta['kind']} run, not {what}")
+    return meta, label
+
+
 def _run_kind(run_dir):
     """The `kind` of the lm run in `run_dir` ("language_model", "sentiment"), or None."""
     try:

@@ -22,12 +22,12 @@ from lm.models.memory import check_memory, count_params, estimate_memory
 from lm.models.load import copy_encoder_weights, load_lm_encoder
 from lm.storage.checkpoint import (check_fits_checkpoint, find_checkpoint, read_json,
                                    read_vocab, validate_config, write_run_metadata)
-from lm.storage.run_dir import (RUNS_ROOT, check_new_run_dir, check_run_files,
-                                corpus_label, prepare_run_dir)
+from lm.storage.run_dir import (RUNS_ROOT, check_new_run_dir, corpus_label, prepare_run_dir,
+                                resumed_run_config)
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_classifier
 from lm.training.optim import Adam
-from lm.training.trainer import train_task
+from lm.training.trainer import train_best
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 SPLITS = ("train", "val", "test")
@@ -115,15 +115,7 @@ def default_out_dir(cfg):
 
 def _resumed_config(cfg, given):
     """The saved run's config with the budgets and schedule given now (--resume)."""
-    run_dir = cfg.out_dir
-    if not run_dir or find_checkpoint(run_dir, "last") is None:
-        raise FileNotFoundError(f"--resume: {run_dir or '(no --out_dir)'} holds no last "
-                                f"checkpoint to resume from (pass --out_dir RUN_DIR)")
-    check_run_files(run_dir)
-    label = os.path.join(run_dir, "config.json")
-    meta = validate_config(read_json(label), label)
-    if meta["kind"] != "sentiment" or not isinstance(meta.get("train"), dict):
-        raise ValueError(f"--resume: {run_dir} is a {meta['kind']} run, not a classifier")
+    meta, label = resumed_run_config(cfg.out_dir, "sentiment", "a classifier")
     saved = SentimentConfig.from_dict(meta["train"], label)
     files = meta.get("data", {}).get("paths")
     files = files if isinstance(files, dict) else {}
@@ -231,10 +223,4 @@ def setup(cfg, given=frozenset(), log=print):
 
 def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
     """Train a classifier as `cfg` says; returns (TrainResult, the best evaluation's row)."""
-    from lm.training.metrics import read_metrics
-
-    task = setup(cfg, given)
-    result = train_task(task, given, log, progress, stop)
-    rows = [r for r in read_metrics(task.run_dir)
-            if r.get("step") == result.best_step and "val_acc" in r]
-    return result, (rows[-1] if rows else None)
+    return train_best(setup(cfg, given), given, log, progress, stop)

@@ -64,6 +64,13 @@ def read_metrics(run_dir):
     return rows
 
 
+def best_row(run_dir, step):
+    """The evaluation logged at `step` (a TrainResult's best_step) with a val_acc; None
+    if there is none. The last one wins (a resumed run may log a step again)."""
+    rows = [r for r in read_metrics(run_dir) if r.get("step") == step and "val_acc" in r]
+    return rows[-1] if rows else None
+
+
 def _number(v):
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 

@@ -18,14 +18,13 @@ from lm.config.training import resume_config
 from lm.data.pairs import (PairBatcher, addition_pairs, build_vocab, encode_pairs,
                            split_pairs)
 from lm.models.seq2seq import Seq2Seq
-from lm.storage.checkpoint import (clean_stale_tmp, find_checkpoint, read_json,
-                                   validate_config, write_run_metadata)
-from lm.storage.run_dir import RUNS_ROOT, check_new_run_dir, corpus_label
+from lm.storage.checkpoint import clean_stale_tmp, read_json, write_run_metadata
+from lm.storage.run_dir import RUNS_ROOT, check_new_run_dir, corpus_label, resumed_run_config
 from lm.text.pairs import MAX_SIDE_CHARS, read_pairs
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_seq2seq
 from lm.training.optim import Adam
-from lm.training.trainer import train_task
+from lm.training.trainer import train_best
 
 DTYPES = {"float32": np.float32, "float64": np.float64}
 EVAL_BATCH = 500        # pairs per evaluation batch (no backward: larger batches pay)
@@ -118,14 +117,7 @@ def default_out_dir(cfg):
 
 def _resumed_config(cfg, given):
     """The saved run's config with the budgets and schedule given now (--resume)."""
-    run_dir = cfg.out_dir
-    if not run_dir or find_checkpoint(run_dir, "last") is None:
-        raise FileNotFoundError(f"--resume: {run_dir or '(no --out_dir)'} holds no last "
-                                f"checkpoint to resume from (pass --out_dir RUN_DIR)")
-    label = os.path.join(run_dir, "config.json")
-    meta = validate_config(read_json(label), label)
-    if meta["kind"] != "seq2seq" or not isinstance(meta.get("train"), dict):
-        raise ValueError(f"--resume: {run_dir} is a {meta['kind']} run, not a seq2seq model")
+    meta, label = resumed_run_config(cfg.out_dir, "seq2seq", "a seq2seq model")
     saved = Seq2SeqConfig.from_dict(meta["train"], label)
     path = meta.get("data", {}).get("path")
     if isinstance(path, str) and path and os.path.isfile(path):
@@ -185,10 +177,4 @@ def setup(cfg, given=frozenset()):
 
 def train(cfg, given=frozenset(), log=None, progress=None, stop=None):
     """Train a seq2seq model as `cfg` says; returns (TrainResult, the best evaluation's row)."""
-    from lm.training.metrics import read_metrics
-
-    task = setup(cfg, given)
-    result = train_task(task, given, log, progress, stop)
-    rows = [r for r in read_metrics(task.run_dir)
-            if r.get("step") == result.best_step and "val_acc" in r]
-    return result, (rows[-1] if rows else None)
+    return train_best(setup(cfg, given), given, log, progress, stop)

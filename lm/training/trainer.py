@@ -405,6 +405,15 @@ def train_task(task, given=frozenset(), log=None, progress=None, stop=None):
     return trainer.run()
 
 
+
+def train_best(task, given=frozenset(), log=None, progress=None, stop=None):
+    """train_task, then (TrainResult, the best evaluation's metrics row or None): for the
+    tasks whose CLI reports the best evaluation (classifier, seq2seq, recall)."""
+    from lm.training.metrics import best_row
+
+    result = train_task(task, given, log, progress, stop)
+    return result, best_row(task.run_dir, result.best_step)
+
 def _beats(key, best, eps):
     """Whether score tuple `key` beats `best` (larger is better): its first component by
     more than `eps`, or an equal first component and a better rest (e.g. equal accuracy,
