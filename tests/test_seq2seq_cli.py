@@ -128,3 +128,20 @@ def test_train_help_comes_from_the_config(tmp_path):
     assert p.returncode == 0 and "INFO" not in p.stdout + p.stderr
     assert p.stdout.splitlines()[1].strip().startswith("python -m lm.seq2seq train")
     assert "--target_acc" in p.stdout and "stop once held-out exact-match accuracy" in p.stdout
+
+
+def test_a_foreign_or_linked_out_dir_is_refused_and_left_alone(tmp_path):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "metrics.jsonl").symlink_to(victim)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "config.json").write_text('{"theirs": true}')
+    for out_dir in (linked, foreign):
+        proc = run_module("lm.seq2seq", ["train", "--task", "addition", "--digits", "1",
+                                         "--max_steps", "2", "--out_dir", out_dir], tmp_path)
+        assert_clean_error(proc, "is not an lm run")
+    assert victim.read_text() == "keep"
+    assert (foreign / "config.json").read_text() == '{"theirs": true}'

@@ -18,8 +18,9 @@ from lm.config.training import resume_config
 from lm.data.pairs import (PairBatcher, addition_pairs, build_vocab, encode_pairs,
                            split_pairs)
 from lm.models.seq2seq import Seq2Seq
-from lm.storage.checkpoint import clean_stale_tmp, read_json, write_run_metadata
-from lm.storage.run_dir import RUNS_ROOT, check_new_run_dir, corpus_label, resumed_run_config
+from lm.storage.checkpoint import read_json, write_run_metadata
+from lm.storage.run_dir import (RUNS_ROOT, check_new_run_dir, corpus_label, prepare_run_dir,
+                                resumed_run_config)
 from lm.text.pairs import MAX_SIDE_CHARS, read_pairs
 from lm.text.vocab import Vocab
 from lm.training.evaluation import evaluate_seq2seq
@@ -164,8 +165,7 @@ def setup(cfg, given=frozenset()):
     batcher = PairBatcher(splits["train"], cfg.batch_size, rng)
     notes = [batcher.note] if batcher.note else []
     task = Seq2SeqTask(cfg, run_dir, splits, vocab, model, optimizer, batcher, rng, notes)
-    os.makedirs(run_dir, exist_ok=True)
-    clean_stale_tmp(run_dir)
+    prepare_run_dir(run_dir, new=not cfg.resume)
     write_run_metadata(run_dir, {
         "kind": "seq2seq", "model": model.config(), "train": cfg.to_dict(),
         "data": {"task": cfg.task, "digits": cfg.digits if cfg.task == "addition" else None,
