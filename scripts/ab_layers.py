@@ -16,6 +16,7 @@ their effect on the caches. Printed per config: the median step time of each sid
 with the median of the per-round ratios beside it (robust to load that drifts).
 """
 import argparse
+import inspect
 import os
 import subprocess
 import sys
@@ -57,6 +58,14 @@ def with_old_layers(model, package, cell):
     parameter and gradient arrays (so the optimiser and the rest of the model see no change)."""
     module, name = CLASS_NAMES[cell]
     cls = getattr(__import__(f"{package.__name__}.{module}", fromlist=[name]), name)
+    if "dfinal" not in inspect.signature(cls.backward).parameters:
+        base = cls
+
+        class cls(base):  # code from before final-state gradients: the encoder passes None
+            def backward(self, dh, dfinal=None):
+                if dfinal is not None:
+                    raise ValueError(f"lm/layers at this revision takes no dfinal")
+                return base.backward(self, dh)
     enc = model.encoder
     for i, new in enumerate(enc.layers):
         old = cls(new.input_dim, new.hidden_dim, dtype=new.dtype)
