@@ -411,7 +411,8 @@ def test_metadata_holds_config_and_vocabulary():
 # ---- with PyTorch: lm -> PyTorch logits --------------------------------------------
 
 def _torch():
-    return pytest.importorskip("torch", reason='torch is not installed: pip install -e ".[torch]"')
+    return pytest.importorskip("torch", reason='torch is not installed: pip install -e ".[torch]"',
+                               exc_type=ImportError)
 
 
 def torch_from_state(path, state, config, vocab):
