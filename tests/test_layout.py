@@ -122,7 +122,9 @@ def test_every_cli_help_starts_with_its_own_text(tmp_path):
                          ("lm.plot", []), ("lm.sentiment", ["train"]),
                          ("lm.sentiment", ["predict"]), ("lm.sentiment", ["evaluate"]),
                          ("lm.export", []), ("lm.import_torch", []),
-                         ("lm.diagnose", ["gradients"]), ("lm.diagnose", ["recall"])]:
+                         ("lm.diagnose", ["gradients"]), ("lm.diagnose", ["recall"]),
+                         ("lm.seq2seq", ["train"]), ("lm.seq2seq", ["predict"]),
+                         ("lm.seq2seq", ["evaluate"])]:
         proc = run_module(module, [*args, "--help"], tmp_path)
         assert proc.returncode == 0, proc.stderr
         assert "INFO" not in proc.stdout + proc.stderr
