@@ -78,6 +78,20 @@ def test_sentiment_runs_get_six_panels(tmp_path):
     assert png_size(data)[0] > 800
 
 
+def test_runs_without_a_test_split_get_four_panels():
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from lm.training.curves import _draw_sentiment
+    rows = [{k: v for k, v in r.items() if not k.startswith("test_")} for r in sentiment_rows()]
+    fig = Figure()
+    _draw_sentiment(fig, [("s2s", rows)])
+    titles = sorted(ax.get_title() for ax in fig.get_axes())
+    assert titles == sorted(f"{s} {k}" for s in ("train", "validation")
+                            for k in ("loss", "accuracy"))
+
+
 def test_mixed_or_missing_runs_are_clear_errors(tmp_path):
     lm_run = write_run(tmp_path / "a", lm_rows())
     s_run = write_run(tmp_path / "b", sentiment_rows())

@@ -102,7 +102,12 @@ def _draw_lm(fig, runs):
 
 
 def _draw_sentiment(fig, runs):
-    axes = fig.subplots(2, 3, sharey="row")
+    """Loss and accuracy (rows) for each split the runs evaluate (columns): train,
+    validation and, where logged, test (a seq2seq or recall run has none)."""
+    titles = {"train": "train", "val": "validation", "test": "test"}
+    splits = [s for s in titles if s != "test" or any(
+        "test_loss" in r or "test_acc" in r for _, rows in runs for r in rows)]
+    axes = fig.subplots(2, len(splits), sharey="row")
     for i, (label, rows) in enumerate(runs):
         x_key = "epoch" if any("epoch" in r for r in rows) else "step"
         evals = _eval_rows(rows)
@@ -110,7 +115,7 @@ def _draw_sentiment(fig, runs):
         if x:  # the logged training loss (dropout on), smoothed, under the train evaluations
             axes[0, 0].plot(x, smooth(y), "-", color=f"C{i % 10}", alpha=0.4, linewidth=1,
                             label=f"{label} (training batches, smoothed)")
-        for col, split in enumerate(("train", "val", "test")):
+        for col, split in enumerate(splits):
             for row, (kind, unit) in enumerate((("loss", "loss (nats)"), ("acc", "accuracy"))):
                 x, y = _series(evals, x_key, f"{split}_{kind}")
                 ax = axes[row, col]
@@ -119,8 +124,7 @@ def _draw_sentiment(fig, runs):
                 ax.set_xlabel(x_key)
                 if col == 0:
                     ax.set_ylabel(unit)
-    titles = {"train": "train", "val": "validation", "test": "test"}
-    for col, split in enumerate(titles):
+    for col, split in enumerate(splits):
         axes[0, col].set_title(f"{titles[split]} loss")
         axes[1, col].set_title(f"{titles[split]} accuracy")
     for ax in axes.ravel():
