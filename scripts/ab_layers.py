@@ -64,7 +64,7 @@ def with_old_layers(model, package, cell):
         class cls(base):  # code from before final-state gradients: the encoder passes None
             def backward(self, dh, dfinal=None):
                 if dfinal is not None:
-                    raise ValueError(f"lm/layers at this revision takes no dfinal")
+                    raise ValueError("lm/layers at this revision takes no dfinal")
                 return base.backward(self, dh)
     enc = model.encoder
     for i, new in enumerate(enc.layers):
