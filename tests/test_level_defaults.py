@@ -87,3 +87,10 @@ def test_word_corpus_counts_the_characters_behind_each_unk(tmp_path):
     assert len(c.unk_chars) == int((c.ids == 0).sum()) == 2  # " xylophone", " qat"
     for start in range(len(toks)):
         assert c.num_chars(start) == sum(map(len, toks[start:]))
+
+
+def test_plain_sgd_may_take_the_word_recipes_large_step():
+    cfg = TrainConfig(level="word", optimizer="sgd", momentum=0.0, learning_rate=20).validate()
+    assert cfg.learning_rate == 20
+    with pytest.raises(ValueError, match="learning_rate"):
+        TrainConfig(learning_rate=101).validate()
