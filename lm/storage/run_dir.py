@@ -91,7 +91,8 @@ def resumed_run_config(run_dir, kind, what):
 def _run_kind(run_dir):
     """The `kind` of the lm run in `run_dir` ("language_model", "sentiment"), or None."""
     try:
-        from lm.storage.checkpoint import KINDS, read_json
+        from lm.storage.checkpoint import read_json
+        from lm.storage.run_config import KINDS
         kind = read_json(os.path.join(run_dir, "config.json")).get("kind")
         return kind if kind in KINDS else None
     except (OSError, ValueError, AttributeError):
