@@ -19,9 +19,7 @@ eval_every, log_every, grad_clip, lr_decay, patience, min_lr.
 """
 import math
 import os
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 
@@ -29,6 +27,7 @@ import numpy as np
 
 from lm.storage.checkpoint import (append_jsonl, checkpoint_path, find_checkpoint,
                                    load_arrays, save_arrays)
+from lm.training.interrupt import StopFlag
 from lm.training.optim import clip_grad_norm
 from lm.training.report import redraw_curves, trim_metrics
 from lm.training.state import new_scalars, pack_state, unpack_state
@@ -49,44 +48,6 @@ class TrainResult:
     best_val: float        # validation loss of the best evaluation (inf: never evaluated)
     best_step: int
     last_val: float = None
-
-
-class StopFlag:
-    """SIGINT handler for the duration of training: the first Ctrl-C asks the loop to save
-    and stop between steps; further ones while saving only say to wait (the save is atomic
-    anyway); a third one outside a save raises KeyboardInterrupt."""
-
-    def __init__(self, log=None):
-        self.requested = False
-        self.saving = False
-        self.count = 0
-        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-        self._previous = None
-
-    def __call__(self):
-        return self.requested
-
-    def _handler(self, signum, frame):
-        self.count += 1
-        self.requested = True
-        if self.count == 1:
-            self.log("\ninterrupt: saving the last checkpoint after this step (Ctrl-C again "
-                     "to force)")
-        elif self.saving or self.count == 2:
-            self.log("interrupt: still saving, please wait")
-        else:
-            raise KeyboardInterrupt
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-        return False
 
 
 class Trainer:
