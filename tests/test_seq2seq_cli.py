@@ -145,3 +145,19 @@ def test_a_foreign_or_linked_out_dir_is_refused_and_left_alone(tmp_path):
         assert_clean_error(proc, "is not an lm run")
     assert victim.read_text() == "keep"
     assert (foreign / "config.json").read_text() == '{"theirs": true}'
+
+
+def test_resume_refuses_a_vocabulary_larger_than_the_weights(tmp_path, no_curves):
+    import json
+
+    from lm.storage.checkpoint import CheckpointError
+    from lm.training.seq2seq_task import train
+
+    quiet = dict(log=lambda s: None, progress=False)
+    train(_cfg(tmp_path / "r", max_steps=2), **quiet)
+    vocab = json.loads((tmp_path / "r" / "vocab.json").read_text())
+    vocab["itos"] += [f"t{i}" for i in range(5000)]
+    (tmp_path / "r" / "vocab.json").write_text(json.dumps(vocab))
+    with pytest.raises(CheckpointError, match="tokens but config.json says vocab_size"):
+        train(_cfg(tmp_path / "r", max_steps=4, resume=True),
+              given={"max_steps", "resume", "out_dir"}, **quiet)

@@ -18,7 +18,8 @@ from lm.config.training import resume_config
 from lm.data.pairs import (PairBatcher, addition_pairs, build_vocab, encode_pairs,
                            split_pairs)
 from lm.models.seq2seq import Seq2Seq
-from lm.storage.checkpoint import read_json, write_run_metadata
+from lm.storage.checkpoint import (check_fits_checkpoint, find_checkpoint, read_vocab,
+                                   write_run_metadata)
 from lm.storage.run_dir import (RUNS_ROOT, check_new_run_dir, corpus_label, prepare_run_dir,
                                 resumed_run_config)
 from lm.text.pairs import MAX_SIDE_CHARS, read_pairs
@@ -117,13 +118,15 @@ def default_out_dir(cfg):
 
 
 def _resumed_config(cfg, given):
-    """The saved run's config with the budgets and schedule given now (--resume)."""
+    """(the saved run's config with the budgets and schedule given now, its config.json
+    "model") for --resume."""
     meta, label = resumed_run_config(cfg.out_dir, "seq2seq", "a seq2seq model")
+    check_fits_checkpoint(meta, find_checkpoint(cfg.out_dir, "last"), label)
     saved = Seq2SeqConfig.from_dict(meta["train"], label)
     path = meta.get("data", {}).get("path")
     if isinstance(path, str) and path and os.path.isfile(path):
         saved.data = path  # the same file, whatever the current directory
-    return resume_config(saved, cfg, set(given) - {"data"}, fixed=FIXED_ON_RESUME)
+    return resume_config(saved, cfg, set(given) - {"data"}, fixed=FIXED_ON_RESUME), meta["model"]
 
 
 def load_pairs(cfg):
@@ -141,14 +144,14 @@ def setup(cfg, given=frozenset()):
     """
     cfg = cfg.validate()
     if cfg.resume:
-        cfg = _resumed_config(cfg, given)
+        cfg, saved_model = _resumed_config(cfg, given)
     run_dir = cfg.out_dir or default_out_dir(cfg)
     if not cfg.resume:
         check_new_run_dir(run_dir)
     pairs = load_pairs(cfg)
     tr, va = split_pairs([s for s, _ in pairs], cfg.val_frac, cfg.seed)
     if cfg.resume:
-        vocab = Vocab.from_json(read_json(os.path.join(run_dir, "vocab.json")))
+        vocab = Vocab.from_json(read_vocab(run_dir, saved_model))  # bounded by vocab_size
     else:
         vocab = build_vocab([pairs[i] for i in tr])
     longest = max(len(t) for _, t in pairs)
