@@ -22,8 +22,8 @@ last.safetensors, metrics.jsonl, curves.png). Ctrl-C saves the last checkpoint a
 how to resume. CORPUS is a
 text file or a corpus name: pydoc (the default, on every machine), tinyshakespeare, names.
 
-Defaults that depend on --level (a flag given keeps its value; config.json records the
-values used); with --softmax auto a vocabulary above """ + f"{ADAPTIVE_ABOVE:,}" + """ tokens gets the
+Defaults that depend on --level, then on --optimizer (a flag given keeps its value;
+config.json records the values used); with --softmax auto a vocabulary above """ + f"{ADAPTIVE_ABOVE:,}" + """ tokens gets the
 adaptive softmax, untied:
 """ + level_defaults_help()
 THREADS = ("threads", "auto", "BLAS threads: auto (1 when the machine is already busy, "

@@ -11,8 +11,9 @@ growth of the peak resident set (VmHWM over VmRSS) while a fresh process builds 
 optimiser and runs a few steps (so it counts parameters, gradients, optimiser state and
 every temporary), measured in a subprocess per side and config.
 
-Suite "word": the training step of a word model (V = 10,000, E = H = 256, N = 20, T = 35,
-a 1-layer LSTM, targets drawn from a Zipf law as words are) with each output layer:
+Suite "word": the training step of a word model with the word level's defaults (V =
+10,000, E = H = 256, N = 20, T = 35, a 2-layer LSTM, plain SGD with clipping at 0.25,
+targets drawn from a Zipf law as words are) with each output layer:
 `--softmax full` (lm's only one before the adaptive softmax) against the default above
 8000 words, `--softmax adaptive` (lm.config.training.ADAPTIVE_ABOVE); PyTorch's nn.Linear
 + cross_entropy and nn.AdaptiveLogSoftmaxWithLoss (same cutoffs) alongside.
@@ -35,7 +36,7 @@ sys.path.insert(0, ROOT)
 
 from lm.data.batch import Batch  # noqa: E402
 from lm.models.language_model import LanguageModelRNN  # noqa: E402
-from lm.training.optim import Adam, clip_grad_norm  # noqa: E402
+from lm.training.optim import SGD, Adam, clip_grad_norm  # noqa: E402
 
 try:
     import torch
@@ -154,7 +155,8 @@ def torch_sample_run(cfg):
 
 # ---- suite "word": full against adaptive softmax ---------------------------------------
 
-WORD = {"V": 10000, "E": 256, "H": 256, "N": 20, "T": 35}
+# the word level's defaults (lm.config.training): 2 layers, plain SGD, clipping at 0.25
+WORD = {"V": 10000, "E": 256, "H": 256, "L": 2, "N": 20, "T": 35, "lr": 20.0, "clip": 0.25}
 
 
 def word_batch(seed=0):
@@ -166,14 +168,14 @@ def word_batch(seed=0):
 
 
 def numpy_word_run(softmax):
-    model = LanguageModelRNN(WORD["V"], WORD["E"], WORD["H"], softmax=softmax,
-                             dtype=np.float32, rng=0)
-    opt = Adam(model, lr=LR)
+    model = LanguageModelRNN(WORD["V"], WORD["E"], WORD["H"], num_layers=WORD["L"],
+                             softmax=softmax, dtype=np.float32, rng=0)
+    opt = SGD(model, lr=WORD["lr"], momentum=0.0)
     b = Batch(*word_batch(), None)
 
     def run():
         model.loss(b)
-        clip_grad_norm(model.grads, CLIP)
+        clip_grad_norm(model.grads, WORD["clip"])
         opt.step()
     return run
 
@@ -182,11 +184,12 @@ def torch_word_run(softmax):
     from lm.layers.adaptive_softmax import default_cutoffs
     torch.manual_seed(0)
     V, E, H = WORD["V"], WORD["E"], WORD["H"]
-    embed, rnn = torch.nn.Embedding(V, E), torch.nn.LSTM(E, H, batch_first=True)
+    embed = torch.nn.Embedding(V, E)
+    rnn = torch.nn.LSTM(E, H, WORD["L"], batch_first=True)
     head = torch.nn.Linear(H, V) if softmax == "full" else \
         torch.nn.AdaptiveLogSoftmaxWithLoss(H, V, default_cutoffs(V), div_value=4.0)
     params = [*embed.parameters(), *rnn.parameters(), *head.parameters()]
-    opt = torch.optim.Adam(params, lr=LR)
+    opt = torch.optim.SGD(params, lr=WORD["lr"])
     ids, targets = (torch.from_numpy(a) for a in word_batch())
 
     def run():
@@ -196,7 +199,7 @@ def torch_word_run(softmax):
         loss = torch.nn.functional.cross_entropy(head(h), y) if softmax == "full" \
             else head(h, y).loss
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, CLIP)
+        torch.nn.utils.clip_grad_norm_(params, WORD["clip"])
         opt.step()
     return run
 
@@ -211,7 +214,8 @@ def suite_word(args, time_interleaved, format_row):
             runs[f"torch {softmax}"] = torch_word_run(softmax)
     times = time_interleaved(runs, args.repeats, args.warmup, args.settle)
     for softmax in ("full", "adaptive"):
-        row = {"name": f"word lstm V=10k E=H=256 N=20 T=35, {softmax} softmax", "kind": "word",
+        row = {"name": f"word 2-layer lstm V=10k E=H=256 N=20 T=35 sgd, {softmax} softmax",
+               "kind": "word",
                "tokens": tokens, **WORD, "softmax": softmax}
         for side in ("numpy", "torch"):
             ts = times.get(f"{side} {softmax}")

@@ -22,10 +22,15 @@ different tokens compare.
   clipped at 0.25, windows of 35, batch 20, hidden state carried (cut from the graph)
   between windows; after every epoch (and when time is up) the validation loss, the
   last 10% of its tokens as for lm, keeps the best weights, else lr /= 4.
+- Tokens: lm's default word tokens ("split") are the peer's words, each with the space
+  before it, and its line breaks where the peer has "<eos>"; on text with one space
+  between words (Penn Treebank) the two streams are the same, token for token. lm also
+  predicts the whitespace split() drops (indentation, blank lines), which the peer never
+  pays for.
 - Vocabulary, both sides: the tokens of the training file (its own tokeniser) seen at
-  least --min_count times (lm's word default, 2, unless given), the others `<unk>`; a
-  held-out token outside it is scored as `<unk>`, and the share of held-out tokens that
-  are `<unk>` is printed for each side.
+  least --min_count times (lm's word default, 2, unless given), the others `<unk>`, as is
+  the text's own marker "<unk>" (Penn Treebank's); a held-out token outside it is scored
+  as `<unk>`, and the share of held-out tokens that are `<unk>` is printed for each side.
 - Scoring, both sides: the held-out file as one stream (batch 1), the state carried, every
   token after the first predicted once.
 A corpus other than ptb is split at the first line break at or after 90% of its
@@ -188,7 +193,7 @@ def peer_main(args):
     model.load_state_dict(best_state)
     held = peer_tokens(args.heldout)
     hid = torch.tensor([stoi.get(w, stoi[UNK]) for w in held], dtype=torch.long)
-    unk = sum(w not in stoi for w in held)
+    unk = int((hid == stoi[UNK]).sum())  # rare words and the text's own "<unk>", as lm counts
     total, count = evaluate(hid.view(-1, 1), window=512)
     print(json.dumps({"side": "peer", "vocab": V, "train_tokens": int(train.numel()),
                       "steps": steps, "epochs": epoch, "tok_per_s": seen / train_seconds,

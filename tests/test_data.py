@@ -24,8 +24,8 @@ def write(tmp_path, data, name="c.txt"):
     return str(p)
 
 
-@pytest.mark.parametrize("level,tokenizer", [("char", None), ("word", "words"),
-                                             ("word", "runs")])
+@pytest.mark.parametrize("level,tokenizer", [("char", None), ("word", "split"),
+                                             ("word", "words"), ("word", "runs")])
 @pytest.mark.parametrize("lowercase", [False, True])
 @pytest.mark.parametrize("chunk", [3, 17, 1 << 20])
 def test_streaming_equals_whole_text(tmp_path, level, tokenizer, lowercase, chunk):
@@ -46,6 +46,16 @@ def test_streaming_without_spaces_cuts_at_class_edges(tmp_path, lowercase, token
     assert c.ids.tolist() == c.vocab.encode(tokenize(text, "word", lowercase, tokenizer)).tolist()
 
 
+def test_split_streaming_without_spaces_keeps_the_text(tmp_path):
+    """A "split" word longer than 4 chunks is cut (into two tokens); the text comes back."""
+    text = "Abc12,Déf345ghIJ!" * 50
+    c = load_corpus(write(tmp_path, text + " x" * 3), level="word", chunk_bytes=3)
+    assert c.vocab.decode_text(c.ids) == text + " x" * 3
+    short = load_corpus(write(tmp_path, text[:20] + " x " + text[:20]), level="word",
+                        chunk_bytes=8)
+    assert [short.vocab.itos[i] for i in short.ids] == [text[:20], " x", " " + text[:20]]
+
+
 def test_crlf_and_lf_files_give_same_ids(tmp_path):
     a = load_corpus(write(tmp_path, SAMPLE.replace("\r\n", "\n"), "lf.txt"), level="word")
     b = load_corpus(write(tmp_path, SAMPLE.replace("\r\n", "\n").replace("\n", "\r\n"),
@@ -57,7 +67,7 @@ def test_crlf_and_lf_files_give_same_ids(tmp_path):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1,
                    max_size=30),
-       level=st.sampled_from(["char", "word", "runs"]), lowercase=st.booleans(),
+       level=st.sampled_from(["char", "word", "words", "runs"]), lowercase=st.booleans(),
        chunk=st.integers(8, 16))
 def test_streaming_equals_whole_text_hypothesis(tmp_path, text, level, lowercase, chunk):
     """Exact for any text whose tokens are shorter than 4 chunks (chunks are 256 KB)."""
@@ -66,7 +76,8 @@ def test_streaming_equals_whole_text_hypothesis(tmp_path, text, level, lowercase
     p = write(tmp_path, text)
     try:
         whole = read_text(p)
-        tokenizer, level = ("runs", "word") if level == "runs" else (None, level)
+        tokenizer, level = ((level, "word") if level in ("words", "runs")
+                            else (None, level))
         c = load_corpus(p, level=level, lowercase=lowercase, chunk_bytes=chunk,
                         tokenizer=tokenizer)
     except ValueError as e:

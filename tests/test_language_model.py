@@ -60,6 +60,16 @@ def test_param_names(cell):
     assert "head.W" not in tied.params and "head.b" in tied.params
 
 
+def test_tied_embedding_starts_at_the_output_layers_scale():
+    """Tied rows start U(-1/sqrt(H), 1/sqrt(H)) (first scores of order 1, as an untied
+    output layer's), untied ones N(0, 1) as PyTorch's nn.Embedding."""
+    H = 64
+    tied = LanguageModelRNN(500, H, H, tie_weights=True, rng=0).params["embed.W"]
+    untied = LanguageModelRNN(500, H, H, rng=0).params["embed.W"]
+    assert np.abs(tied).max() <= 1 / np.sqrt(H) and tied.std() > 0.5 / np.sqrt(3 * H)
+    assert 0.9 < untied.std() < 1.1
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_gradients_whole_model_with_mask(cell):
     model = make(cell)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import corpus_text, run_module
-from lm.config.training import (ADAPTIVE_ABOVE, LEVEL_DEFAULTS, TrainConfig, resume_config,
-                                train_config_from_json)
+from lm.config.training import (ADAPTIVE_ABOVE, LEVEL_DEFAULTS, OPTIMIZER_DEFAULTS, TrainConfig,
+                                resume_config, train_config_from_json)
 
 
 def test_each_level_gets_its_defaults():
@@ -16,9 +16,26 @@ def test_each_level_gets_its_defaults():
     assert (char.embed_size, char.hidden_size, char.seq_length, char.tokenizer) == \
         (64, 512, 64, "char")
     assert (word.embed_size, word.hidden_size, word.tie_weights, word.seq_length,
-            word.batch_size, word.dropout, word.tokenizer) == (256, 256, True, 35, 32, 0.3,
-                                                               "words")
-    assert (char.min_count, char.patience, word.min_count, word.patience) == (1, 1, 2, 0)
+            word.batch_size, word.dropout, word.tokenizer, word.num_layers) == \
+        (256, 256, True, 35, 20, 0.4, "split", 2)
+    assert (char.min_count, char.patience, word.min_count, word.patience) == (1, 1, 2, 1)
+    assert (char.eval_every, word.eval_every) == (200, 100)
+    # then the optimiser's: Adam at char level, plain SGD with a large step at word level
+    assert (char.optimizer, char.learning_rate, char.grad_clip, char.lr_decay) == \
+        ("adam", 3e-3, 5.0, 0.5)
+    assert (word.optimizer, word.learning_rate, word.momentum, word.grad_clip,
+            word.lr_decay) == ("sgd", 20.0, 0.0, 0.25, 0.25)
+
+
+def test_the_optimizers_defaults_follow_the_optimizer_given():
+    adam_words = TrainConfig(level="word", optimizer="adam").validate()
+    assert (adam_words.learning_rate, adam_words.grad_clip, adam_words.lr_decay) == \
+        (3e-3, 5.0, 0.5)
+    sgd_chars = TrainConfig(optimizer="sgd", learning_rate=1.0).validate()
+    assert (sgd_chars.learning_rate, sgd_chars.grad_clip, sgd_chars.lr_decay) == \
+        (1.0, 0.25, 0.25)
+    for name in OPTIMIZER_DEFAULTS["sgd"]:
+        assert name not in LEVEL_DEFAULTS["word"]  # one rule per flag
 
 
 def test_a_flag_given_keeps_its_value_and_the_rule_follows_it():
@@ -43,7 +60,7 @@ def test_softmax_auto_by_vocabulary_size(vocab, tie, softmax, want):
 def test_tied_adaptive_is_refused():
     with pytest.raises(ValueError, match="--tie_weights needs --softmax full"):
         TrainConfig(level="word", tie_weights=True, softmax="adaptive").validate()
-    with pytest.raises(ValueError, match="--tokenizer must be one of words, runs"):
+    with pytest.raises(ValueError, match="--tokenizer must be one of split, words, runs"):
         TrainConfig(level="word", tokenizer="char").validate()
 
 
@@ -54,6 +71,8 @@ def test_runs_saved_before_keep_full_softmax_and_runs_tokens():
                                                "batch_size": 32}}
     c = train_config_from_json(old)
     assert (c.softmax, c.tokenizer, c.hidden_size, c.seq_length) == ("full", "runs", 512, 64)
+    assert (c.optimizer, c.learning_rate, c.momentum, c.grad_clip, c.num_layers) == \
+        ("adam", 3e-3, 0.9, 5.0, 1)  # lm 0.1's defaults, not today's word level's
     with pytest.raises(ValueError, match="--softmax adaptive differs"):
         resume_config(c, TrainConfig(level="word", softmax="adaptive").validate(), {"softmax"})
 
@@ -63,7 +82,9 @@ def test_help_names_the_level_dependent_defaults_and_config_records_them(tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert "Defaults that depend on --level" in proc.stdout
     assert "--hidden_size: char 512, word 256" in proc.stdout
-    assert "--dropout: char 0.1, word 0.3" in proc.stdout
+    assert "--dropout: char 0.1, word 0.4" in proc.stdout
+    assert "--optimizer: char adam, word sgd" in proc.stdout
+    assert "--learning_rate: adam 0.003, sgd 20 (by --optimizer)" in proc.stdout
     assert "--min_count: char 1, word 2" in proc.stdout
     (tmp_path / "c.txt").write_text(corpus_text(300), encoding="utf-8")
     proc = run_module("lm.train", ["c.txt", "--level", "word", "--max_steps", 1,
@@ -72,7 +93,7 @@ def test_help_names_the_level_dependent_defaults_and_config_records_them(tmp_pat
     assert proc.returncode == 0, proc.stderr
     train = json.loads((tmp_path / "r" / "config.json").read_text())["train"]
     assert (train["embed_size"], train["tie_weights"], train["softmax"], train["seq_length"],
-            train["tokenizer"]) == (8, True, "full", 35, "words")
+            train["tokenizer"]) == (8, True, "full", 35, "split")
     assert "val bpc" in proc.stdout  # bits per char at word level too
 
 

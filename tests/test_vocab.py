@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lm.text.vocab import LINE_SPECIALS, Vocab, detokenize, id_dtype, tokenize
+from lm.text.vocab import LINE_SPECIALS, UNK, Vocab, detokenize, id_dtype, tokenize
 
 
 def test_char_tokens_are_code_points():
@@ -40,12 +40,31 @@ def test_bad_level():
         tokenize("x", "byte")
 
 
-TOKENIZERS = [("char", "char"), ("word", "runs"), ("word", "words")]
+TOKENIZERS = [("char", "char"), ("word", "runs"), ("word", "words"), ("word", "split")]
+
+
+def test_split_words_carry_the_space_before_them():
+    """The default word tokeniser: str.split()'s words, each with the space before it."""
+    text = "Hello,  wörld!\n\tIt's 2024: 3.14 naïve café—日本語 x² \n\n"
+    toks = tokenize(text, "word")
+    assert toks == ["Hello,", " ", " wörld!", "\n", "\t", "It's", " 2024:", " 3.14",
+                    " naïve", " café—日本語", " x²", " \n", "\n"]
+    assert "".join(toks) == text
+    assert [t.strip() for t in toks if t.strip()] == text.split()
+
+
+def test_split_line_breaks_and_indentation():
+    assert tokenize(" no it was n't <unk> \n", "word") == [" no", " it", " was", " n't",
+                                                           " <unk>", " \n"]
+    assert tokenize("a\n    b  \t c", "word") == ["a", "\n", "   ", " b", "  \t", " c"]
+    assert tokenize("   ", "word") == ["   "]
+    assert tokenize("x \u3000y", "word") == ["x", " \u3000", "y"]  # only U+0020 attaches
+    assert tokenize("é\u00a0b", "word") == ["é", "\u00a0", "b"]  # str.split's whitespace
 
 
 def test_words_carry_the_space_before_them():
     text = "Hello,  wörld!\n\tIt's 2024: 3.14 naïve café—日本語 x² \n\n"
-    toks = tokenize(text, "word")
+    toks = tokenize(text, "word", tokenizer="words")
     assert toks == ["Hello", ",", " ", " wörld", "!", "\n", "\t", "It", "'", "s", " 2024",
                     ":", " 3", ".", "14", " naïve", " café", "—", "日本語", " x", "²", " \n",
                     "\n"]
@@ -53,16 +72,18 @@ def test_words_carry_the_space_before_them():
 
 
 def test_words_line_breaks_and_indentation():
-    assert tokenize(" no it was n't\n", "word") == [" no", " it", " was", " n", "'", "t", "\n"]
-    assert tokenize("a\n    b  \t c", "word") == ["a", "\n", "   ", " b", "  \t", " c"]
-    assert tokenize("   ", "word") == ["   "]
-    assert tokenize("x \u3000y", "word") == ["x", " \u3000", "y"]  # only U+0020 attaches
+    def words(text):
+        return tokenize(text, "word", tokenizer="words")
+    assert words(" no it was n't\n") == [" no", " it", " was", " n", "'", "t", "\n"]
+    assert words("a\n    b  \t c") == ["a", "\n", "   ", " b", "  \t", " c"]
+    assert words("   ") == ["   "]
+    assert words("x \u3000y") == ["x", " \u3000", "y"]  # only U+0020 attaches
 
 
 def test_tokenizer_choices():
-    with pytest.raises(ValueError, match="--tokenizer must be one of words, runs"):
+    with pytest.raises(ValueError, match="--tokenizer must be one of split, words, runs"):
         tokenize("x", "word", tokenizer="char")
-    assert Vocab.build(["a", "b"], level="word").tokenizer == "words"
+    assert Vocab.build(["a", "b"], level="word").tokenizer == "split"
     old = Vocab(["<unk>", "a"], level="word").to_json()
     del old["tokenizer"]  # a vocabulary saved by lm 0.1
     assert Vocab.from_json(old).tokenizer == "runs"
@@ -150,6 +171,15 @@ def test_line_specials_dropped_in_text():
     assert v.decode_text(ids, keep_specials=True) == "<bos>ab<eos>"
 
 
+def test_the_texts_own_unk_marker_is_the_unknown_token():
+    """Penn Treebank writes rare words as "<unk>": they join lm's <unk>, as in the peer."""
+    toks = tokenize(" the <unk> said the <unk>\n<unk> x", "word")
+    v = Vocab.build(toks, level="word")
+    assert " <unk>" not in v and "<unk>" == v.itos[0]
+    ids = v.encode(toks).tolist()
+    assert ids[1] == ids[4] == ids[6] == v.unk_id and v.unk_id not in (ids[0], ids[2])
+
+
 def test_json_roundtrip():
     v = Vocab.build(tokenize("The cat sat on the Mat", "word", lowercase=True),
                     specials=LINE_SPECIALS, level="word", lowercase=True)
@@ -158,7 +188,7 @@ def test_json_roundtrip():
     assert w == v and w.itos == v.itos and w.level == "word" and w.lowercase is True
     assert (w.bos_id, w.eos_id) == (1, 2)
     assert w.encode_text("THE MAT").tolist() == v.encode(["the", " mat"]).tolist()
-    assert w.tokenizer == "words" and d["tokenizer"] == "words"
+    assert w.tokenizer == "split" and d["tokenizer"] == "split"
 
 
 @pytest.mark.parametrize("bad", [
@@ -196,18 +226,24 @@ def shared_corpora():
 @pytest.mark.skipif(not shared_corpora(), reason="LM_DATA_DIR is not set (the shared corpora)")
 @pytest.mark.parametrize("path", shared_corpora(), ids=os.path.basename)
 def test_words_are_lossless_on_every_shared_corpus(path):
-    """Whole text and the streaming reader, "words" and "runs": the text comes back."""
+    """Whole text and the streaming reader, every word tokeniser: the text comes back."""
     from lm.text.files import read_text
     from lm.text.stream import load_corpus
 
     text = read_text(path)
     counts = {}
-    for tokenizer in ("words", "runs"):
+    for tokenizer in ("split", "words", "runs"):
         toks = tokenize(text, "word", tokenizer=tokenizer)
         assert "".join(toks) == text
         counts[tokenizer] = len(toks)
         corpus = load_corpus(path, "word", tokenizer=tokenizer, chunk_bytes=1 << 16)
-        assert corpus.vocab.decode_text(corpus.ids) == text
+        # every token is known (min_count 1) but the text's own "<unk>" marker, which is
+        # lm's <unk> (Penn Treebank's " <unk>" comes back without its space)
+        known = "".join(UNK if t.lstrip(" ") == UNK else t for t in toks)
+        assert corpus.vocab.decode_text(corpus.ids) == known
     # about a token per word: punctuation and line breaks add some, spaces none
     assert counts["words"] < 1.6 * len(text.split()) + text.count("\n")
     assert counts["words"] <= counts["runs"]
+    # "split": exactly str.split()'s words, plus line breaks and extra whitespace
+    words = [t for t in tokenize(text, "word") if not t.isspace()]
+    assert [w.lstrip(" ") for w in words] == text.split()

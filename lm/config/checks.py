@@ -143,6 +143,10 @@ def fields_from_json(cls, d, label="config.json", defaults=None):
 
 # ---- what the task configs (sentiment, seq2seq, recall) share --------------------
 
+# The largest --learning_rate (and optimiser lr in a checkpoint) of any model: plain SGD on
+# words takes steps of ~20, as PyTorch's word_language_model does.
+MAX_LEARNING_RATE = 100.0
+
 # The budgets and the learning-rate schedule: a resumed run may be given them anew.
 SCHEDULE = ("max_epochs", "max_steps", "time_budget", "learning_rate", "grad_clip", "lr_decay",
             "patience", "min_lr", "eval_every", "log_every")
@@ -153,7 +157,8 @@ def check_schedule(c):
     c.max_epochs = check_float("max_epochs", c.max_epochs, 0, lo_open=True)
     c.max_steps = check_int("max_steps", c.max_steps, 0)
     c.time_budget = check_float("time_budget", c.time_budget, 0)
-    c.learning_rate = check_float("learning_rate", c.learning_rate, 0, 10, lo_open=True)
+    c.learning_rate = check_float("learning_rate", c.learning_rate, 0, MAX_LEARNING_RATE,
+                                  lo_open=True)
     c.grad_clip = check_float("grad_clip", c.grad_clip, 0)
     c.lr_decay = check_float("lr_decay", c.lr_decay, 0, 1, lo_open=True)
     c.patience = check_int("patience", c.patience, 0)

@@ -8,29 +8,42 @@ so a run can be resumed, sampled and evaluated with nothing else.
 import dataclasses
 from dataclasses import dataclass
 
-from lm.config.checks import (check_bool, check_choice, check_encoding, check_float, check_int,
-                              check_size, fields_from_json)
+from lm.config.checks import (MAX_LEARNING_RATE, check_bool, check_choice, check_encoding,
+                              check_float, check_int, check_size, fields_from_json)
 from lm.config.choices import (CELLS, DTYPES, ENCODING_ERRORS, LEGACY_TOKENIZERS, LEVELS,
                                OPTIMIZERS, SOFTMAXES, TOKENIZERS)
 
 # The one rule for the defaults that depend on --level (a field left at None takes the
 # value for its level; config.json always holds the value used). Word level, measured on
-# Penn Treebank and tinyshakespeare words (README, "Word level"): a smaller, tied, more
-# regularised model on shorter windows, the lr lowered at the first stall, and words seen
-# once as <unk> (so that <unk>, which held-out words outside the vocabulary become, is
-# learnt); see `level_default` for the tie and embed rules.
+# Penn Treebank and tinyshakespeare words (README, "Word level"): the classic recipe of
+# word-level LSTMs (Zaremba et al. 2014; PyTorch's word_language_model), two tied layers
+# trained by plain SGD with a large step and tight clipping, on shorter windows, the lr
+# lowered at the first stall, and words seen once as <unk> (so that <unk>, which held-out
+# words outside the vocabulary become, is learnt); see `level_default` for the tie and
+# embed rules.
 LEVEL_DEFAULTS = {
-    "char": {"min_count": 1, "embed_size": 64, "hidden_size": 512, "dropout": 0.1,
-             "tie_weights": False, "seq_length": 64, "patience": 1},
-    "word": {"min_count": 2, "embed_size": "hidden_size", "hidden_size": 256, "dropout": 0.3,
-             "tie_weights": True, "seq_length": 35, "patience": 0},
+    "char": {"min_count": 1, "embed_size": 64, "hidden_size": 512, "num_layers": 1,
+             "dropout": 0.1, "tie_weights": False, "seq_length": 64, "batch_size": 32,
+             "optimizer": "adam", "eval_every": 200},
+    "word": {"min_count": 2, "embed_size": "hidden_size", "hidden_size": 256, "num_layers": 2,
+             "dropout": 0.4, "tie_weights": True, "seq_length": 35, "batch_size": 20,
+             "optimizer": "sgd", "eval_every": 100},
 }
-# --softmax auto: the adaptive softmax above this many words, the full one up to it.
-# Measured (scripts/bench_softmax.py, 1-layer LSTM E = H = 256, N*T = 20*35, one thread):
-# the adaptive training step is 1.1-1.2x the full one at V = 1000-2000, 2.0x at 4000,
-# 2.1x at 6000 and 2.7x at 10,000; below ~3000 words the untied adaptive softmax would
-# give up the tied one's quality for little speed.
-ADAPTIVE_ABOVE = 3000
+# The one rule for the defaults that depend on --optimizer (filled after the level's):
+# Adam's small steps, or plain SGD's large ones kept in check by clipping the gradient norm
+# at 0.25 and dividing the step by 4 at a stall.
+OPTIMIZER_DEFAULTS = {
+    "adam": {"learning_rate": 3e-3, "grad_clip": 5.0, "lr_decay": 0.5},
+    "sgd": {"learning_rate": 20.0, "grad_clip": 0.25, "lr_decay": 0.25},
+}
+# --softmax auto: the adaptive softmax above this many words, the tied full one up to it.
+# Measured (README, "Word level"): speed (scripts/bench_softmax.py, 1-layer LSTM E = H = 256,
+# N*T = 20*35, one thread): the adaptive training step is 1.1-1.2x the full one at
+# V = 1000-2000, 2.0x at 4000, 2.1x at 6000 and 2.7x at 10,000; quality (the word defaults,
+# 2 layers, plain SGD): on Penn Treebank (4,167 words) the tied full softmax reaches a
+# validation loss 0.18 nats lower in 5 minutes, on tinyshakespeare words (10,211) the two
+# score the same held-out bits per char after 9 minutes, the adaptive one at 2.1x the speed.
+ADAPTIVE_ABOVE = 8000
 
 
 @dataclass
@@ -38,7 +51,7 @@ class TrainConfig:
     # --- data ---
     corpus: str = "pydoc"          # text file path or a corpus name (pydoc, tinyshakespeare, names)
     level: str = "char"            # "char": Unicode code points; "word": words with the space before them, punctuation, line breaks
-    tokenizer: str = ""            # word level: "words" (default: " the", line breaks are tokens) or "runs" (lm 0.1: spaces are tokens)
+    tokenizer: str = ""            # word level: "split" (default: str.split()'s words as " the", " end."; line breaks are tokens), "words" (punctuation apart) or "runs" (lm 0.1)
     lowercase: bool = False        # lowercase the text before tokenising
     min_count: int = None          # tokens seen fewer times become <unk> (by level: char 1, word 2)
     max_vocab: int = 0             # keep only the most frequent tokens (0 = no limit)
@@ -51,26 +64,26 @@ class TrainConfig:
     cell: str = "lstm"             # recurrent cell: lstm, gru or rnn (vanilla tanh)
     embed_size: int = None         # token embedding width (by level: char 64, word = hidden_size)
     hidden_size: int = None        # recurrent state width (by level: char 512, word 256)
-    num_layers: int = 1            # stacked recurrent layers
+    num_layers: int = None         # stacked recurrent layers (by level: char 1, word 2)
     dropout: float = None          # dropout on embeddings, between layers, before the output layer (by level: char 0.1, word 0.3)
     tie_weights: bool = None       # share embedding and output matrix, needs embed == hidden (by level: char off, word on with the full softmax)
     softmax: str = "auto"          # output layer: full, adaptive (frequent words in a head, rare ones in clusters), auto (by vocabulary size, see above)
     # --- optimisation ---
     seq_length: int = None         # BPTT window: tokens per stream per step (by level: char 64, word 35)
-    batch_size: int = 32           # parallel streams (or lines) per step
-    optimizer: str = "adam"        # adam or sgd (with --momentum)
-    learning_rate: float = 3e-3    # initial step size
-    momentum: float = 0.9          # SGD momentum (ignored by Adam)
+    batch_size: int = None         # parallel streams (or lines) per step (by level: char 32, word 20)
+    optimizer: str = None          # adam or sgd (with --momentum) (by level: char adam, word sgd)
+    learning_rate: float = None    # initial step size (by optimizer: adam 3e-3, sgd 20)
+    momentum: float = 0.0          # SGD momentum (ignored by Adam)
     weight_decay: float = 0.0      # L2 penalty added by the optimiser
-    grad_clip: float = 5.0         # clip the global gradient norm to this (0 = off)
-    lr_decay: float = 0.5          # multiply the lr by this when validation stalls
-    patience: int = None           # evaluations without improvement before lowering the lr (by level: char 1, word 0)
+    grad_clip: float = None        # clip the global gradient norm to this, 0 = off (by optimizer: adam 5, sgd 0.25)
+    lr_decay: float = None         # multiply the lr by this when validation stalls (by optimizer: adam 0.5, sgd 0.25)
+    patience: int = 1              # evaluations without improvement before lowering the lr
     min_lr: float = 1e-5           # the lr is never lowered below this
     # --- schedule ---
     max_epochs: float = 50.0       # stop after this many passes over the training tokens
     max_steps: int = 0             # stop after this many steps (0 = no limit)
     time_budget: float = 0.0       # stop after this many seconds of training (0 = no limit)
-    eval_every: int = 200          # evaluate, log, save and sample every this many steps
+    eval_every: int = None         # evaluate, log, save and sample every this many steps (by level: char 200, word 100)
     log_every: int = 10            # log the training loss to metrics.jsonl every this many steps (0 = off)
     eval_tokens: int = 1_000_000   # validation tokens per evaluation, the first ones (0 = all)
     sample_length: int = 200       # tokens (lines in line mode: up to 5) of the sample after eval
@@ -98,6 +111,9 @@ class TrainConfig:
                 setattr(c, name, level_default(c, name))
         c.cell = check_choice("cell", c.cell, CELLS)
         c.optimizer = check_choice("optimizer", c.optimizer, OPTIMIZERS)
+        for name, value in OPTIMIZER_DEFAULTS[c.optimizer].items():
+            if getattr(c, name) is None:
+                setattr(c, name, value)
         c.dtype = check_choice("dtype", c.dtype, DTYPES)
         c.encoding_errors = check_choice("encoding_errors", c.encoding_errors, ENCODING_ERRORS)
         check_encoding("encoding", c.encoding)  # a codec that decodes bytes to text
@@ -120,8 +136,8 @@ class TrainConfig:
                              "its own output weights)")
         c.seq_length = check_int("seq_length", c.seq_length, 1, 100000)
         c.batch_size = check_int("batch_size", c.batch_size, 1, 100000)
-        # up to 100: plain SGD on words takes steps of ~20 (PyTorch's word_language_model)
-        c.learning_rate = check_float("learning_rate", c.learning_rate, 0, 100, lo_open=True)
+        c.learning_rate = check_float("learning_rate", c.learning_rate, 0, MAX_LEARNING_RATE,
+                                      lo_open=True)
         c.momentum = check_float("momentum", c.momentum, 0, 1, hi_open=True)
         c.weight_decay = check_float("weight_decay", c.weight_decay, 0)
         c.grad_clip = check_float("grad_clip", c.grad_clip, 0)
@@ -147,9 +163,12 @@ class TrainConfig:
     def from_dict(cls, d, label="config.json"):
         """The config in `config.json`'s "train" part, every field checked as its flag is
         (see lm.config.checks.fields_from_json); runs saved before `--shuffle_lines` and
-        `--log_every` existed keep file order and log no training-loss rows."""
+        `--log_every` existed keep file order and log no training-loss rows; a field missing
+        from it takes the default of lm 0.1, not today's level default."""
         old = {"shuffle_lines": False, "log_every": 0, "softmax": "full", "tokenizer":
-               LEGACY_TOKENIZERS.get(d.get("level", "char"), "") if isinstance(d, dict) else ""}
+               LEGACY_TOKENIZERS.get(d.get("level", "char"), "") if isinstance(d, dict) else "",
+               "num_layers": 1, "batch_size": 32, "optimizer": "adam", "learning_rate": 3e-3,
+               "momentum": 0.9, "grad_clip": 5.0, "lr_decay": 0.5, "eval_every": 200}
         return fields_from_json(cls, d, label, defaults=old)
 
     def resolve_softmax(self, vocab_size):
@@ -182,11 +201,16 @@ def level_default(cfg, name):
 
 
 def level_defaults_help():
-    """One line per level-dependent flag for --help, from LEVEL_DEFAULTS."""
+    """One line per level- or optimizer-dependent flag for --help, from LEVEL_DEFAULTS and
+    OPTIMIZER_DEFAULTS."""
     lines = []
     for name in LEVEL_DEFAULTS["char"]:
         vals = ", ".join(f"{lv} {_shown(LEVEL_DEFAULTS[lv][name])}" for lv in LEVEL_DEFAULTS)
         lines.append(f"  --{name}: {vals}")
+    for name in OPTIMIZER_DEFAULTS["adam"]:
+        vals = ", ".join(f"{opt} {_shown(OPTIMIZER_DEFAULTS[opt][name])}"
+                         for opt in OPTIMIZER_DEFAULTS)
+        lines.append(f"  --{name}: {vals} (by --optimizer)")
     return "\n".join(lines)
 
 

@@ -91,6 +91,9 @@ class LanguageModelRNN(Layer):
         elif cutoffs is not None:
             raise ValueError("cutoffs are for softmax='adaptive'")
         elif self.tie_weights:
+            k = 1.0 / np.sqrt(hidden_size)
+            embed_w = self.encoder.embed.params["W"]
+            embed_w[...] = rng.uniform(-k, k, embed_w.shape)
             head = TiedHead(self.encoder.embed)
         else:
             head = TemporalLinear(self.encoder.output_size, self.encoder.vocab_size,

@@ -7,8 +7,9 @@ array plus a few chunks, so a 100 MB file trains in a few hundred MB and a 200 M
 single-line file tokenises in well under three times its size.
 
 Chunk boundaries are moved to safe points before tokenising: a word tokeniser sees
-whole tokens ("runs": cut before the last run of non-space characters; "words": after
-a line break, between a non-space character and " X", or between a tab and "X"),
+whole tokens ("runs": cut before the last run of non-space characters; "split" and
+"words": after a line break, between a non-space character and " X", or between a tab
+and "X"; a "split" word longer than four chunks is cut where the chunk ends),
 `lowercase` sees
 whole words (`str.lower` of a final sigma depends on its neighbours), line mode sees
 whole lines; iter_text already keeps CRLF pairs and multi-byte characters together.
@@ -31,8 +32,8 @@ NUM_CODEPOINTS = 0x110000
 WORD_CHUNK_BYTES = 1 << 18
 _SAFE_SPLIT = regex.compile(r"\s\S", flags=regex.REVERSE)  # last space -> non-space edge
 _LAST_TOKEN = regex.compile(f"(?:{WORD_PATTERN})\\Z", flags=regex.REVERSE | regex.DOTALL)
-# "words": a token ends at every line break, between a non-space character and " X", and
-# between whitespace other than a space and a non-space character ("\tX")
+# "split" and "words": a token ends at every line break, between a non-space character and
+# " X", and between whitespace other than a space and a non-space character ("\tX")
 _WORDS_SAFE_SPLIT = regex.compile(r"\n|\S(?= \S)|[^\S \n](?=\S)", flags=regex.REVERSE)
 # "words" without such a point: an edge between two non-space characters of different classes
 _WORDS_EDGE = regex.compile(r"(?<=[\p{L}\p{M}])(?=[^\s\p{L}\p{M}])|(?<=\p{N})(?=[^\s\p{N}])"
@@ -92,7 +93,7 @@ def _cut(text, tokenizer, lowercase, line_mode):
         return text.rfind("\n") + 1 or -1  # whole lines only
     if tokenizer == "char" and not lowercase:
         return len(text)
-    if tokenizer == "words":
+    if tokenizer in ("words", "split"):
         m = _WORDS_SAFE_SPLIT.search(text)
         return m.end() if m is not None else -1
     m = _SAFE_SPLIT.search(text)
@@ -101,6 +102,8 @@ def _cut(text, tokenizer, lowercase, line_mode):
 
 def _forced_cut(text, tokenizer):
     """Cut for `text` without a safe point: at the last class edge (word level), else the end."""
+    if tokenizer == "split":
+        return len(text)  # a word of over 4 chunks: cut anywhere (both halves stay tokens)
     if tokenizer == "words":
         m = _WORDS_EDGE.search(text)
         return m.start() if m is not None and m.start() > 0 else len(text)

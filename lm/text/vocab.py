@@ -2,7 +2,13 @@
 
 Tokenisers (lm.config.choices.TOKENIZERS lists each level's, its default first):
 - "char" (level char): every Unicode code point is a token.
-- "words" (level word, the default): a run of letters (with combining marks), a run of
+- "split" (level word, the default): the words of `str.split()` (runs of non-whitespace
+  characters, punctuation included: " don't", " end."), each carrying the one space
+  (U+0020) before it, as " the"; a line break is a token (" \n" with a space before it);
+  other whitespace (indentation, a second space, tabs) forms tokens of its own. The
+  token count is the word count plus the line breaks: the classic word level (Penn
+  Treebank, PyTorch's word_language_model), lossless.
+- "words" (level word): a run of letters (with combining marks), a run of
   digits, or any other single character (punctuation, symbols), each carrying the one
   space (U+0020) before it, as " the"; a line break is a token (" \n" with a space before
   it); other whitespace (indentation, a second space, tabs) forms tokens of its own.
@@ -16,7 +22,8 @@ Vocab ids: the specials come first, `<unk>` is always id 0 (so padding with 0 an
 mask is safe, and a lookup table filled with zeros maps unknown symbols to `<unk>`);
 line mode adds `<bos>` = 1 and `<eos>` = 2. Then the tokens by decreasing count, ties
 by token string, so a vocabulary is a pure function of the counts. Unknown tokens map
-to `<unk>`, never to a KeyError.
+to `<unk>`, never to a KeyError; so does the text's own marker for them, a word `<unk>`
+(Penn Treebank's, WikiText's), which is no vocabulary entry of its own.
 """
 import difflib
 import re
@@ -53,6 +60,11 @@ WORDS_RE = regex.compile(WORDS_PATTERN)
 # as `regex`'s \s: \t \n \v \f \r and space).
 _ASCII_WORDS_RE = re.compile(r" ?[A-Za-z]+| ?[0-9]+| ?[^\t\n\x0b\x0c\r A-Za-z0-9]| ?\n"
                              r"|[\t\x0b\x0c\r ]+?(?= [^\t\x0b\x0c\r ])|[\t\x0b\x0c\r ]+")
+# "split": the same whitespace rule as "words", with a word being any run of non-whitespace.
+SPLIT_PATTERN = r" ?\S+| ?\n|[^\S\n]+?(?= [\S\n])|[^\S\n]+"
+SPLIT_RE = regex.compile(SPLIT_PATTERN)
+_ASCII_SPLIT_RE = re.compile(r" ?[^\t\n\x0b\x0c\r ]+| ?\n"
+                             r"|[\t\x0b\x0c\r ]+?(?= [^\t\x0b\x0c\r ])|[\t\x0b\x0c\r ]+")
 
 
 def _char_tokens(text):
@@ -69,8 +81,14 @@ def words_tokens(text):
     return (_ASCII_WORDS_RE if text.isascii() else WORDS_RE).findall(text)
 
 
+def split_tokens(text):
+    """"split" tokens of `text` (no lowercasing): " don't", " end.", " \n", "  " (indentation)."""
+    return (_ASCII_SPLIT_RE if text.isascii() else SPLIT_RE).findall(text)
+
+
 word_tokens = run_tokens  # the name lm 0.1 gave it
-TOKENIZE = {"char": _char_tokens, "runs": run_tokens, "words": words_tokens}
+TOKENIZE = {"char": _char_tokens, "runs": run_tokens, "words": words_tokens,
+            "split": split_tokens}
 
 
 def check_level(level):
@@ -94,7 +112,7 @@ def check_tokenizer(level, tokenizer=None):
 
 def tokenize(text, level="char", lowercase=False, tokenizer=None):
     """Cut `text` (str) into a list of str tokens; `"".join(tokens)` is the (lowered) text.
-    tokenizer: one of `level`'s (None: the level's default, "words" at word level)."""
+    tokenizer: one of `level`'s (None: the level's default, "split" at word level)."""
     return TOKENIZE[check_tokenizer(level, tokenizer)](text.lower() if lowercase else text)
 
 
@@ -141,7 +159,9 @@ class Vocab:
     def build(cls, tokens_or_counter, min_count=1, max_vocab=None, specials=SPECIALS,
               level="char", lowercase=False, tokenizer=None):
         """Vocabulary of the tokens seen at least `min_count` times, at most `max_vocab`
-        entries in all (specials included), most frequent first."""
+        entries in all (specials included), most frequent first. A word that is the
+        text's own unknown-word marker (" <unk>", as in Penn Treebank and WikiText) is
+        no entry of its own: it encodes as `<unk>`, with the rare words."""
         specials = tuple(specials) if UNK in specials else (UNK,) + tuple(specials)
         if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) \
                 or min_count < 1:
@@ -153,7 +173,8 @@ class Vocab:
         counts = tokens_or_counter if isinstance(tokens_or_counter, Mapping) \
             else Counter(tokens_or_counter)
         kept = sorted(((c, t) for t, c in counts.items() if c >= min_count and
-                       t not in specials), key=lambda ct: (-ct[0], ct[1]))
+                       t not in specials and t.lstrip(" ") != UNK),
+                      key=lambda ct: (-ct[0], ct[1]))
         if not kept:
             top = max(counts.values(), default=0)
             raise ValueError(f"--min_count {min_count} leaves no tokens in the vocabulary "

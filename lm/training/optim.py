@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 
+from lm.config.checks import MAX_LEARNING_RATE
+
 # Adam updates each parameter in blocks of this many values, so that its dozen passes
 # run over data held in the CPU cache rather than streaming whole arrays from memory.
 CHUNK = 1 << 16
@@ -86,9 +88,10 @@ class Optimizer:
                 raise ValueError(f"optimizer state {self.prefix}.{k} must be an integer >= 0")
             scalars[k] = type(v)(a.item())
         lr = np.asarray(d[f"{self.prefix}.lr"])
-        if lr.shape != () or lr.dtype.kind != "f" or not (np.isfinite(lr) and 0 < lr <= 10):
-            raise ValueError(f"optimizer state {self.prefix}.lr must be a number in (0, 10], "
-                             f"got {lr!r}")
+        if lr.shape != () or lr.dtype.kind != "f" or not (
+                np.isfinite(lr) and 0 < lr <= MAX_LEARNING_RATE):
+            raise ValueError(f"optimizer state {self.prefix}.lr must be a number in "
+                             f"(0, {MAX_LEARNING_RATE:g}], got {lr!r}")
         if check_only:
             return
         for kind, bufs in self.state.items():
