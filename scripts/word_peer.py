@@ -246,7 +246,7 @@ def run(args):
         if args.corpus == "ptb" and not data_dir:
             sys.exit("error: set LM_DATA_DIR (ptb is read from $LM_DATA_DIR/ptb)")
         train, heldout = corpus_files(args.corpus, data_dir, work)
-        name = args.corpus
+        name = os.path.splitext(os.path.basename(args.corpus))[0]  # a path's runs stay in work
     seconds = args.minutes * 60
     lm_dir = os.path.join(work, f"{name}-lm")
     lm_cmd = [sys.executable, "-m", "lm.train", train, "--level", "word", "--time_budget",
