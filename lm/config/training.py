@@ -17,10 +17,10 @@ from lm.config.choices import (CELLS, DTYPES, ENCODING_ERRORS, LEGACY_TOKENIZERS
 # value for its level; config.json always holds the value used). Word level, measured on
 # Penn Treebank and tinyshakespeare words (README, "Word level"): the classic recipe of
 # word-level LSTMs (Zaremba et al. 2014; PyTorch's word_language_model), two tied layers
-# trained by plain SGD with a large step and tight clipping, on shorter windows, the lr
-# lowered at the first stall, and words seen once as <unk> (so that <unk>, which held-out
-# words outside the vocabulary become, is learnt); see `level_default` for the tie and
-# embed rules.
+# trained by plain SGD with a large step and tight clipping, on shorter windows, evaluated
+# every 100 steps (the lr lowered after two without improvement), and words seen once as
+# <unk> (so that <unk>, which held-out words outside the vocabulary become, is learnt);
+# see `level_default` for the tie and embed rules.
 LEVEL_DEFAULTS = {
     "char": {"min_count": 1, "embed_size": 64, "hidden_size": 512, "num_layers": 1,
              "dropout": 0.1, "tie_weights": False, "seq_length": 64, "batch_size": 32,
@@ -65,7 +65,7 @@ class TrainConfig:
     embed_size: int = None         # token embedding width (by level: char 64, word = hidden_size)
     hidden_size: int = None        # recurrent state width (by level: char 512, word 256)
     num_layers: int = None         # stacked recurrent layers (by level: char 1, word 2)
-    dropout: float = None          # dropout on embeddings, between layers, before the output layer (by level: char 0.1, word 0.3)
+    dropout: float = None          # dropout on embeddings, between layers, before the output layer (by level: char 0.1, word 0.4)
     tie_weights: bool = None       # share embedding and output matrix, needs embed == hidden (by level: char off, word on with the full softmax)
     softmax: str = "auto"          # output layer: full, adaptive (frequent words in a head, rare ones in clusters), auto (by vocabulary size, see above)
     # --- optimisation ---
