@@ -24,10 +24,10 @@ from lm.config.choices import (CELLS, DTYPES, ENCODING_ERRORS, LEGACY_TOKENIZERS
 LEVEL_DEFAULTS = {
     "char": {"min_count": 1, "embed_size": 64, "hidden_size": 512, "num_layers": 1,
              "dropout": 0.1, "tie_weights": False, "seq_length": 64, "batch_size": 32,
-             "optimizer": "adam", "eval_every": 200},
+             "optimizer": "adam", "eval_every": 200, "average": 0.0},
     "word": {"min_count": 2, "embed_size": "hidden_size", "hidden_size": 256, "num_layers": 2,
-             "dropout": 0.4, "tie_weights": True, "seq_length": 35, "batch_size": 20,
-             "optimizer": "sgd", "eval_every": 100},
+             "dropout": 0.45, "tie_weights": True, "seq_length": 35, "batch_size": 20,
+             "optimizer": "sgd", "eval_every": 100, "average": 0.99},
 }
 # The one rule for the defaults that depend on --optimizer (filled after the level's):
 # Adam's small steps, or plain SGD's large ones kept in check by clipping the gradient norm
@@ -51,7 +51,7 @@ class TrainConfig:
     # --- data ---
     corpus: str = "pydoc"          # text file path or a corpus name (pydoc, tinyshakespeare, names)
     level: str = "char"            # "char": Unicode code points; "word": words with the space before them, punctuation, line breaks
-    tokenizer: str = ""            # word level: "split" (default: str.split()'s words as " the", " end."; line breaks are tokens), "words" (punctuation apart) or "runs" (lm 0.1)
+    tokenizer: str = ""            # word level: "lines" (default: str.split()'s words as " the", " end."; a line break is a token with the next line's indentation), "split" (indentation apart), "words" (punctuation apart) or "runs" (lm 0.1)
     lowercase: bool = False        # lowercase the text before tokenising
     min_count: int = None          # tokens seen fewer times become <unk> (by level: char 1, word 2)
     max_vocab: int = 0             # keep only the most frequent tokens (0 = no limit)
@@ -65,7 +65,7 @@ class TrainConfig:
     embed_size: int = None         # token embedding width (by level: char 64, word = hidden_size)
     hidden_size: int = None        # recurrent state width (by level: char 512, word 256)
     num_layers: int = None         # stacked recurrent layers (by level: char 1, word 2)
-    dropout: float = None          # dropout on embeddings, between layers, before the output layer (by level: char 0.1, word 0.4)
+    dropout: float = None          # dropout on embeddings, between layers, before the output layer (by level: char 0.1, word 0.45)
     tie_weights: bool = None       # share embedding and output matrix, needs embed == hidden (by level: char off, word on with the full softmax)
     softmax: str = "auto"          # output layer: full, adaptive (frequent words in a head, rare ones in clusters), auto (by vocabulary size, see above)
     # --- optimisation ---
@@ -78,6 +78,7 @@ class TrainConfig:
     grad_clip: float = None        # clip the global gradient norm to this, 0 = off (by optimizer: adam 5, sgd 0.25)
     lr_decay: float = None         # multiply the lr by this when validation stalls (by optimizer: adam 0.5, sgd 0.25)
     patience: int = 1              # evaluations without improvement before lowering the lr
+    average: float = None          # evaluate and keep the moving average of the weights, this decay per step, 0 = off (by level: char 0, word 0.99)
     min_lr: float = 1e-5           # the lr is never lowered below this
     # --- schedule ---
     max_epochs: float = 50.0       # stop after this many passes over the training tokens
@@ -143,6 +144,7 @@ class TrainConfig:
         c.grad_clip = check_float("grad_clip", c.grad_clip, 0)
         c.lr_decay = check_float("lr_decay", c.lr_decay, 0, 1, lo_open=True)
         c.patience = check_int("patience", c.patience, 0)
+        c.average = check_float("average", c.average, 0, 1, hi_open=True)
         c.min_lr = check_float("min_lr", c.min_lr, 0)
         c.max_epochs = check_float("max_epochs", c.max_epochs, 0, lo_open=True)
         c.max_steps = check_int("max_steps", c.max_steps, 0)
@@ -168,7 +170,8 @@ class TrainConfig:
         old = {"shuffle_lines": False, "log_every": 0, "softmax": "full", "tokenizer":
                LEGACY_TOKENIZERS.get(d.get("level", "char"), "") if isinstance(d, dict) else "",
                "num_layers": 1, "batch_size": 32, "optimizer": "adam", "learning_rate": 3e-3,
-               "momentum": 0.9, "grad_clip": 5.0, "lr_decay": 0.5, "eval_every": 200}
+               "momentum": 0.9, "grad_clip": 5.0, "lr_decay": 0.5, "eval_every": 200,
+               "average": 0.0}
         return fields_from_json(cls, d, label, defaults=old)
 
     def resolve_softmax(self, vocab_size):
@@ -223,7 +226,7 @@ def _shown(v):
 FIXED_ON_RESUME = ("corpus", "level", "tokenizer", "softmax", "lowercase", "min_count", "max_vocab", "line_mode",
                    "shuffle_lines", "val_frac", "encoding", "encoding_errors", "cell",
                    "embed_size", "hidden_size", "num_layers", "dropout", "tie_weights",
-                   "seq_length", "batch_size", "optimizer", "seed", "dtype")
+                   "seq_length", "batch_size", "optimizer", "average", "seed", "dtype")
 # Flags taken from the source run with --init_from (they define the weights' shapes).
 MODEL_FLAGS = ("cell", "embed_size", "hidden_size", "num_layers", "tie_weights", "softmax")
 

@@ -8,6 +8,7 @@ Layout (names as stored in the npz):
     state/rng             the training Generator's PCG64 state as 6 uint64 words
     state/data.<key>      the batcher's position
     state/carry.<l>.<i>   hidden state carried between BPTT windows: layer l, (h, c)[i]
+    state/average.<name>  the running average of weight <name> (runs with --average)
 Weights, optimiser, RNG, data position and step are written together in one atomic file,
 so a crash can never pair the weights of one step with the counters of another.
 """
@@ -32,8 +33,9 @@ def new_scalars():
     return sc
 
 
-def pack_state(model, optimizer, scalars, data_state, carry, rng):
-    """The flat dict written to last.npz (arrays are copies: safe to keep as a snapshot)."""
+def pack_state(model, optimizer, scalars, data_state, carry, rng, average=None):
+    """The flat dict written to last.npz (arrays are copies: safe to keep as a snapshot).
+    average: {param name: array}, the weight average of a run with --average (or None)."""
     out = {f"param/{k}": np.array(v, copy=True) for k, v in model.params.items()}
     out.update({f"optim/{k}": np.array(v, copy=True) for k, v in optimizer.state_dict().items()})
     for k, typ in SCALARS.items():
@@ -49,6 +51,8 @@ def pack_state(model, optimizer, scalars, data_state, carry, rng):
     for layer, tensors in enumerate(carry or ()):
         for i, t in enumerate(tensors):
             out[f"state/carry.{layer}.{i}"] = np.array(t, copy=True)
+    for k, v in (average or {}).items():
+        out[f"state/average.{k}"] = np.array(v, copy=True)
     return out
 
 
@@ -88,7 +92,7 @@ def check_state(arrays, data_keys, num_layers, label="last.npz"):
                     int(parts[1]) >= num_layers or int(parts[2]) > 1 or a.ndim != 2 or \
                     a.dtype.kind != "f" or not np.isfinite(a).all():
                 raise bad(key, f"a finite (N, H) state of one of {num_layers} layers")
-        elif name != "rng":
+        elif name != "rng" and not name.startswith("average."):  # averages: see unpack_state
             raise CheckpointError(label, f"unexpected entry {key!r}")
 
 
@@ -96,7 +100,9 @@ def unpack_state(arrays, model, optimizer, rng, label="last.npz", data_keys=None
     """Load `pack_state`'s dict into model, optimizer and rng (in place), every entry
     checked first (see `check_state`; weights as `lm.sample` checks them).
 
-    Returns (scalars, data_state, carry); carry is None when none was saved. Runs saved
+    Returns (scalars, data_state, carry, average); carry is None when none was saved,
+    average ({name: array} like model.params, checked as weights are) None when the run
+    kept no weight average. Runs saved
     before `best_key` existed (language models) get it from best_val. Raises
     CheckpointError (a ValueError) naming the file and what is missing or wrong.
     """
@@ -112,6 +118,12 @@ def unpack_state(arrays, model, optimizer, rng, label="last.npz", data_keys=None
                                    if k.startswith("optim/")}, check_only=True)
     except ValueError as e:
         raise CheckpointError(label, str(e)) from None
+    average = None
+    if any(k.startswith("state/average.") for k in arrays):
+        average = {k: np.empty_like(v) for k, v in model.params.items()}
+        copy_into_params(average, {k: v for k, v in arrays.items()
+                                   if k.startswith("state/average.")},
+                         prefix="state/average.", label=label)
     copy_into_params(model.params, arrays, label=label)
     optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items()
                                if k.startswith("optim/")})
@@ -132,4 +144,4 @@ def unpack_state(arrays, model, optimizer, rng, label="last.npz", data_keys=None
             layer, i = (int(x) for x in k[len("state/carry."):].split("."))
             layers.setdefault(layer, {})[i] = np.array(v, copy=True)
     carry = [tuple(layers[l][i] for i in sorted(layers[l])) for l in sorted(layers)] or None
-    return scalars, data_state, carry
+    return scalars, data_state, carry, average

@@ -9,18 +9,22 @@ epoch), loss and gradients, global-norm clipping, optimiser step. Every `log_eve
 steps a training-loss row goes to metrics.jsonl; every `eval_every` steps (0: at the end
 of each epoch) the task evaluates, and the trainer appends the row, writes the last
 checkpoint (last.safetensors: everything needed to resume exactly) and the best
-(best.safetensors: weights) when the evaluation is the best so
-far, redraws curves.png and prints the task's lines. The lr is multiplied by `lr_decay`
-after more than `patience` evaluations without improvement. A non-finite loss is never
-saved: the run goes back to its last good state with half the lr, at most MAX_RESTARTS
-times. A task may define `reached(row)`: training stops after an evaluation for which it is true
-(e.g. a target accuracy). The task's config needs: max_epochs, max_steps, time_budget,
-eval_every, log_every, grad_clip, lr_decay, patience, min_lr.
+(best.safetensors: weights) when the evaluation is the best so far, redraws curves.png
+and prints the task's lines. With `average` > 0 (a config field, 0 when absent) the trainer
+also keeps an exponential moving average of the weights, which the evaluations, the best
+checkpoint and the samples use (`_update_average`); training goes on from the trained
+weights. The lr is multiplied by `lr_decay` after more than `patience` evaluations without
+improvement. A non-finite loss is never saved: the run goes back to its last good state
+with half the lr, at most MAX_RESTARTS times. A task may define `reached(row)`: training
+stops after an evaluation for which it is true (e.g. a target accuracy). The task's config
+needs: max_epochs, max_steps, time_budget, eval_every, log_every, grad_clip, lr_decay,
+patience, min_lr; `average` is optional.
 """
 import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +38,7 @@ from lm.training.state import new_scalars, pack_state, unpack_state
 
 MAX_RESTARTS = 3          # non-finite losses survived (each halves the lr) before giving up
 CURVES_EVERY = 10.0       # seconds between redraws of curves.png (a figure costs ~0.2 s)
+AVERAGE_BLOCK = 1 << 14   # elements per block of the weight-average update (stays in cache)
 
 
 class TrainingDiverged(RuntimeError):
@@ -68,17 +73,25 @@ class Trainer:
         self.path = lambda name: os.path.join(task.run_dir, name)
         self.last = checkpoint_path(task.run_dir, "last")  # written: .safetensors
         self.best = checkpoint_path(task.run_dir, "best")
+        self.average_decay = float(getattr(self.cfg, "average", 0.0) or 0.0)
+        self.average = None  # {name: array}, the running weight average (average_decay > 0)
+        if self.average_decay:
+            self.average = {k: p.copy() for k, p in task.model.params.items()}
+            self._average_scratch = {}
 
     # ---- state: one snapshot type for the last checkpoint, rollback and resume ----
     def snapshot(self):
         t = self.task
         return pack_state(t.model, t.optimizer, self.sc, t.batcher.state_dict(), self.carry,
-                          t.rng)
+                          t.rng, self.average)
 
     def restore(self, snap, label="last checkpoint"):
         t = self.task
-        scalars, data_state, self.carry = unpack_state(snap, t.model, t.optimizer, t.rng, label,
-                                                       data_keys=list(t.batcher.state_dict()))
+        scalars, data_state, self.carry, average = unpack_state(
+            snap, t.model, t.optimizer, t.rng, label, data_keys=list(t.batcher.state_dict()))
+        if self.average is not None:  # a run saved without one starts it at its weights
+            for k, p in t.model.params.items():
+                self.average[k][...] = p if average is None else average[k]
         self.sc.update(scalars)  # in place: the loop holds a reference to this dict
         t.batcher.load_state_dict({k: int(v) for k, v in data_state.items()})
 
@@ -104,6 +117,9 @@ class Trainer:
 
         t, sc = self.task, self.sc
         copy_into_params(t.model.params, arrays, label=path)
+        if self.average is not None:
+            for k, p in t.model.params.items():
+                self.average[k][...] = p
         t.optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items()
                                      if k.startswith("optim/")})
         epoch = int(arrays["state/epoch"])
@@ -118,9 +134,11 @@ class Trainer:
                  f"random state): continuing at epoch {epoch + 1}, not bit-identical")
 
     def save_best(self):
-        """The best checkpoint: the model's weights now, with the best's step and validation loss."""
+        """The best checkpoint: the weights evaluated now (the average with --average), with
+        the best's step and validation loss."""
+        weights = self.average if self.average is not None else self.task.model.params
         save_arrays(self.best,
-                    {**{f"param/{k}": v for k, v in self.task.model.params.items()},
+                    {**{f"param/{k}": v for k, v in weights.items()},
                      "state/step": np.asarray(self.sc["best_step"], dtype=np.int64),
                      "state/val_loss": np.asarray(self.sc["best_val"], dtype=np.float64)})
 
@@ -157,7 +175,48 @@ class Trainer:
         if not (math.isfinite(loss) and math.isfinite(norm)):
             return None, 0
         t.optimizer.step()
+        if self.average is not None:
+            self._update_average()
         return loss, report["count"]
+
+    def _update_average(self):
+        """average += (1 - d) (weights - average), d = min(decay, (1 + s) / (10 + s)) at
+        step s: an exponential moving average of the weights over the last ~1 / (1 - decay)
+        steps (Polyak averaging; the warm-up lets early steps forget the initial weights)."""
+        s = self.sc["step"]
+        rate = 1.0 - min(self.average_decay, (1.0 + s) / (10.0 + s))
+        for name, p in self.task.model.params.items():
+            avg = self.average[name]
+            # speed: blocks small enough that the temporary stays in cache
+            tmp = self._average_scratch.get(p.dtype)
+            if tmp is None:
+                tmp = self._average_scratch[p.dtype] = np.empty(AVERAGE_BLOCK, p.dtype)
+            if not p.flags.c_contiguous:  # a view: one pass with a temporary
+                avg += rate * (p - avg)
+                continue
+            pf, af = p.reshape(-1), avg.reshape(-1)
+            for a in range(0, pf.size, AVERAGE_BLOCK):
+                n = min(AVERAGE_BLOCK, pf.size - a)
+                t = np.subtract(pf[a:a + n], af[a:a + n], out=tmp[:n])
+                t *= rate
+                af[a:a + n] += t
+
+    @contextmanager
+    def _evaluated_weights(self):
+        """Within: the model holds the weights that evaluations judge (the average with
+        --average; the trained weights come back after)."""
+        if self.average is None:
+            yield
+            return
+        params = self.task.model.params
+        trained = {k: p.copy() for k, p in params.items()}
+        try:
+            for k, p in params.items():
+                p[...] = self.average[k]
+            yield
+        finally:
+            for k, p in params.items():
+                p[...] = trained[k]
 
     def epoch(self):
         b = self.task.batcher
@@ -183,7 +242,8 @@ class Trainer:
         stopped by Ctrl-C). A `final` evaluation (the run stopped off the schedule) changes
         no training state, so a resumed run continues exactly as an uninterrupted one."""
         cfg, sc, task = self.cfg, self.sc, self.task
-        metrics = task.evaluate(self.stop)
+        with self._evaluated_weights():
+            metrics = task.evaluate(self.stop)
         if metrics is None:
             return None
         val = metrics["val_loss"]
@@ -236,7 +296,8 @@ class Trainer:
         self.log(task.format_eval(row, is_best))
         if lr_note:
             self.log(lr_note)
-        sample = task.after_eval(self.sc["step"])
+        with self._evaluated_weights():
+            sample = task.after_eval(self.sc["step"])
         if sample:
             self.log("\n".join("    " + line for line in sample.split("\n")))
         return val
