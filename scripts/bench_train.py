@@ -13,7 +13,8 @@ every temporary), measured in a subprocess per side and config.
 
 Suite "word": the training step of a word model with the word level's defaults (V =
 10,000, E = H = 256, N = 20, T = 35, a 2-layer LSTM, plain SGD with clipping at 0.25,
-targets drawn from a Zipf law as words are) with each output layer:
+targets drawn from a Zipf law as words are), and of the same model with 1 layer (the word
+model's depth before these defaults), with each output layer:
 `--softmax full` (lm's only one before the adaptive softmax) against the default above
 8000 words, `--softmax adaptive` (lm.config.training.ADAPTIVE_ABOVE); PyTorch's nn.Linear
 + cross_entropy and nn.AdaptiveLogSoftmaxWithLoss (same cutoffs) alongside.
@@ -167,8 +168,8 @@ def word_batch(seed=0):
     return zipf_targets(WORD["V"], shape, rng), zipf_targets(WORD["V"], shape, rng)
 
 
-def numpy_word_run(softmax):
-    model = LanguageModelRNN(WORD["V"], WORD["E"], WORD["H"], num_layers=WORD["L"],
+def numpy_word_run(softmax, layers=WORD["L"]):
+    model = LanguageModelRNN(WORD["V"], WORD["E"], WORD["H"], num_layers=layers,
                              softmax=softmax, dtype=np.float32, rng=0)
     opt = SGD(model, lr=WORD["lr"], momentum=0.0)
     b = Batch(*word_batch(), None)
@@ -180,12 +181,12 @@ def numpy_word_run(softmax):
     return run
 
 
-def torch_word_run(softmax):
+def torch_word_run(softmax, layers=WORD["L"]):
     from lm.layers.adaptive_softmax import default_cutoffs
     torch.manual_seed(0)
     V, E, H = WORD["V"], WORD["E"], WORD["H"]
     embed = torch.nn.Embedding(V, E)
-    rnn = torch.nn.LSTM(E, H, WORD["L"], batch_first=True)
+    rnn = torch.nn.LSTM(E, H, layers, batch_first=True)
     head = torch.nn.Linear(H, V) if softmax == "full" else \
         torch.nn.AdaptiveLogSoftmaxWithLoss(H, V, default_cutoffs(V), div_value=4.0)
     params = [*embed.parameters(), *rnn.parameters(), *head.parameters()]
@@ -205,29 +206,32 @@ def torch_word_run(softmax):
 
 
 def suite_word(args, time_interleaved, format_row):
-    """Rows: a word model's training step with the full and with the adaptive softmax."""
+    """Rows: a word model's training step with the full and with the adaptive softmax, with
+    the word default's 2 layers and with 1 (the depth of the word model before it)."""
     rows, tokens = [], WORD["N"] * WORD["T"]
     runs = {}
-    for softmax in ("full", "adaptive"):
-        runs[f"numpy {softmax}"] = numpy_word_run(softmax)
+    pairs = [(layers, softmax) for layers in (WORD["L"], 1) for softmax in ("full", "adaptive")]
+    for layers, softmax in pairs:
+        runs[f"numpy {layers} {softmax}"] = numpy_word_run(softmax, layers)
         if use_torch(args):
-            runs[f"torch {softmax}"] = torch_word_run(softmax)
+            runs[f"torch {layers} {softmax}"] = torch_word_run(softmax, layers)
     times = time_interleaved(runs, args.repeats, args.warmup, args.settle)
-    for softmax in ("full", "adaptive"):
-        row = {"name": f"word 2-layer lstm V=10k E=H=256 N=20 T=35 sgd, {softmax} softmax",
-               "kind": "word",
-               "tokens": tokens, **WORD, "softmax": softmax}
+    for layers, softmax in pairs:
+        row = {"name": f"word {layers}-layer lstm V=10k E=H=256 N=20 T=35 sgd, {softmax} softmax",
+               "kind": "word", "tokens": tokens, **WORD, "L": layers, "softmax": softmax}
         for side in ("numpy", "torch"):
-            ts = times.get(f"{side} {softmax}")
+            ts = times.get(f"{side} {layers} {softmax}")
             if ts:
                 row[f"{side}_tok_s"], row[f"{side}_seconds"] = tokens / statistics.median(ts), ts
         if "torch_tok_s" in row:
             row["ratio"] = row["numpy_tok_s"] / row["torch_tok_s"]
         rows.append(row)
         print(format_row(row), flush=True)
-    speedup = rows[1]["numpy_tok_s"] / rows[0]["numpy_tok_s"]
-    print(f"adaptive / full softmax, lm training tokens/s: {speedup:.2f}x", flush=True)
-    rows[1]["speedup_over_full"] = speedup
+    for full, adaptive in zip(rows[0::2], rows[1::2]):
+        speedup = adaptive["numpy_tok_s"] / full["numpy_tok_s"]
+        print(f"{adaptive['L']}-layer: adaptive / full softmax, lm training tokens/s: "
+              f"{speedup:.2f}x", flush=True)
+        adaptive["speedup_over_full"] = speedup
     return rows
 
 

@@ -6,6 +6,7 @@ Usage:
   python scripts/word_peer.py pydoc --minutes 9            # the same split of CPython's documentation
   python scripts/word_peer.py --train A.txt --heldout B.txt --minutes 9
   python scripts/word_peer.py ptb --minutes 1 --lm_args "--hidden_size 128"   # other lm flags
+  python scripts/word_peer.py ptb --lm_only --lm_args "--dropout 0.5"  # lm alone (trying flags)
 
 Both sides start at the same moment on the same training file and train for the same
 wall time, each in its own process with one thread (lm: `--threads 1`; PyTorch:
@@ -22,11 +23,11 @@ different tokens compare.
   clipped at 0.25, windows of 35, batch 20, hidden state carried (cut from the graph)
   between windows; after every epoch (and when time is up) the validation loss, the
   last 10% of its tokens as for lm, keeps the best weights, else lr /= 4.
-- Tokens: lm's default word tokens ("split") are the peer's words, each with the space
-  before it, and its line breaks where the peer has "<eos>"; on text with one space
-  between words (Penn Treebank) the two streams are the same, token for token. lm also
-  predicts the whitespace split() drops (indentation, blank lines), which the peer never
-  pays for.
+- Tokens: lm's default word tokens ("lines") are the peer's words, each with the space
+  before it, and its line breaks (with the next line's indentation) where the peer has
+  "<eos>"; on text with one space between words (Penn Treebank) the two streams are the
+  same, token for token. lm also predicts the whitespace split() drops (indentation,
+  runs of spaces within a line, blank lines), which the peer never pays for.
 - Vocabulary, both sides: the tokens of the training file (its own tokeniser) seen at
   least --min_count times (lm's word default, 2, unless given), the others `<unk>`, as is
   the text's own marker "<unk>" (Penn Treebank's); a held-out token outside it is scored
@@ -259,15 +260,19 @@ def run(args):
                 "--min_count", str(min_count)]
     print(f"# {name}: train {train}, held out {heldout}, {args.minutes:g} min each, side by side")
     print("# lm:   " + " ".join(map(shlex.quote, lm_cmd)))
-    print("# peer: " + " ".join(map(shlex.quote, peer_cmd)), flush=True)
+    if not args.lm_only:
+        print("# peer: " + " ".join(map(shlex.quote, peer_cmd)), flush=True)
     logs = {s: open(os.path.join(work, f"{name}-{s}.log"), "w") for s in ("lm", "peer")}
-    procs = {"lm": subprocess.Popen(lm_cmd, cwd=ROOT, stdout=logs["lm"], stderr=subprocess.STDOUT),
-             "peer": subprocess.Popen(peer_cmd, cwd=ROOT, stdout=subprocess.PIPE,
-                                      stderr=logs["peer"], text=True)}
-    peer_out, _ = procs["peer"].communicate()
-    if procs["lm"].wait() != 0 or procs["peer"].returncode != 0:
+    procs = {"lm": subprocess.Popen(lm_cmd, cwd=ROOT, stdout=logs["lm"], stderr=subprocess.STDOUT)}
+    if not args.lm_only:
+        procs["peer"] = subprocess.Popen(peer_cmd, cwd=ROOT, stdout=subprocess.PIPE,
+                                         stderr=logs["peer"], text=True)
+    peer_out = procs["peer"].communicate()[0] if "peer" in procs else ""
+    if any(p.wait() != 0 for p in procs.values()):
         sys.exit(f"error: a side failed; see the logs in {work}")
-    results = [lm_heldout(lm_dir, heldout), json.loads(peer_out.strip().splitlines()[-1])]
+    results = [lm_heldout(lm_dir, heldout)]
+    if peer_out:
+        results.append(json.loads(peer_out.strip().splitlines()[-1]))
     chars = num_chars(heldout)
     print(f"\n{name}: held-out {heldout}, {chars:,} characters; {args.minutes:g} min of "
           f"training each; vocabulary: training tokens seen >= {min_count} times\n")
@@ -280,9 +285,10 @@ def run(args):
               f"{r['unk'] / r['heldout_tokens']:.2%} | {r['steps']:,} | {r['epochs']:.1f} | "
               f"{r['tok_per_s']:,.0f} | {r['best_val']:.3f} | "
               f"{r['heldout_nats'] / r['heldout_targets']:.3f} | {r['bpc']:.4f} |")
-    lm_bpc, peer_bpc = results[0]["bpc"], results[1]["bpc"]
-    print(f"\nlm / peer bits per char: {lm_bpc / peer_bpc:.3f} "
-          f"({(1 - lm_bpc / peer_bpc):+.1%} for lm)")
+    if len(results) == 2:
+        lm_bpc, peer_bpc = results[0]["bpc"], results[1]["bpc"]
+        print(f"\nlm / peer bits per char: {lm_bpc / peer_bpc:.3f} "
+              f"({(1 - lm_bpc / peer_bpc):+.1%} for lm)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"corpus": name, "minutes": args.minutes, "chars": chars,
@@ -302,6 +308,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--min_count", type=int, default=0,
                     help="vocabulary rule of both sides (default: lm's word default)")
+    ap.add_argument("--lm_only", action="store_true",
+                    help="run lm's side alone (to try lm flags against an earlier peer figure)")
     ap.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)

@@ -105,7 +105,7 @@ def test_adaptive_run_trains_resumes_evaluates_and_samples(tmp_path):
     assert "adaptive softmax" in proc.stdout
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["model"]["softmax"] == "adaptive" and cfg["train"]["tie_weights"] is False
-    assert cfg["train"]["tokenizer"] == "split" and cfg["train"]["embed_size"] == 16
+    assert cfg["train"]["tokenizer"] == "lines" and cfg["train"]["embed_size"] == 16
     proc = run_module("lm.train", ["--resume", "--out_dir", "r", "--max_steps", 12], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert [r["step"] for r in metrics(tmp_path / "r", "eval")] == [6, 12]

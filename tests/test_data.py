@@ -25,7 +25,8 @@ def write(tmp_path, data, name="c.txt"):
 
 
 @pytest.mark.parametrize("level,tokenizer", [("char", None), ("word", "split"),
-                                             ("word", "words"), ("word", "runs")])
+                                             ("word", "words"), ("word", "runs"),
+                                             ("word", "lines")])
 @pytest.mark.parametrize("lowercase", [False, True])
 @pytest.mark.parametrize("chunk", [3, 17, 1 << 20])
 def test_streaming_equals_whole_text(tmp_path, level, tokenizer, lowercase, chunk):
@@ -84,6 +85,33 @@ def test_streaming_equals_whole_text_hypothesis(tmp_path, text, level, lowercase
         assert any(w in str(e) for w in ("whitespace", "one distinct", "no text", "empty"))
         return
     assert c.ids.tolist() == c.vocab.encode(tokenize(whole, level, lowercase, tokenizer)).tolist()
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.lists(st.sampled_from(["a", "bc", "é", " ", " ", "  ", "\n", "\n", "\t",
+                                      "\u00a0", "\r\n", "\u3000"]), min_size=1, max_size=20)
+       .map(lambda parts: "".join(parts)[:30]),
+       tokenizer=st.sampled_from(["split", "words", "runs", "lines"]), chunk=st.integers(16, 24))
+def test_streaming_equals_whole_text_on_whitespace(tmp_path, text, tokenizer, chunk):
+    """Indentation, blank lines, tabs, CRLF: wherever the chunks end, the streamed ids are
+    the whole text's ("lines" line breaks run on through the next line's whitespace)."""
+    p = write(tmp_path, text)
+    try:
+        c = load_corpus(p, level="word", chunk_bytes=chunk, tokenizer=tokenizer)
+    except ValueError as e:
+        assert any(w in str(e) for w in ("whitespace", "one distinct", "no text", "empty"))
+        return
+    whole = read_text(p)
+    assert c.ids.tolist() == c.vocab.encode(tokenize(whole, "word", tokenizer=tokenizer)).tolist()
+
+
+def test_lines_streaming_of_indented_code(tmp_path):
+    code = "".join(f"def f{i}(x):\n    if x:\n        return {i}\n\n    return x\n\t\ty\n"
+                   for i in range(40))
+    c = load_corpus(write(tmp_path, code), level="word", tokenizer="lines", chunk_bytes=5)
+    assert c.ids.tolist() == c.vocab.encode(tokenize(code, "word", tokenizer="lines")).tolist()
+    assert "\n       " in c.vocab.stoi and "\n\t\t" in c.vocab.stoi
 
 
 def test_line_mode(tmp_path):

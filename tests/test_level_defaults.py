@@ -17,7 +17,7 @@ def test_each_level_gets_its_defaults():
         (64, 512, 64, "char")
     assert (word.embed_size, word.hidden_size, word.tie_weights, word.seq_length,
             word.batch_size, word.dropout, word.tokenizer, word.num_layers) == \
-        (256, 256, True, 35, 20, 0.4, "split", 2)
+        (256, 256, True, 35, 20, 0.45, "lines", 2)
     assert (char.min_count, char.patience, word.min_count, word.patience) == (1, 1, 2, 1)
     assert (char.eval_every, word.eval_every) == (200, 100)
     # then the optimiser's: Adam at char level, plain SGD with a large step at word level
@@ -60,7 +60,7 @@ def test_softmax_auto_by_vocabulary_size(vocab, tie, softmax, want):
 def test_tied_adaptive_is_refused():
     with pytest.raises(ValueError, match="--tie_weights needs --softmax full"):
         TrainConfig(level="word", tie_weights=True, softmax="adaptive").validate()
-    with pytest.raises(ValueError, match="--tokenizer must be one of split, words, runs"):
+    with pytest.raises(ValueError, match="--tokenizer must be one of lines, split, words, runs"):
         TrainConfig(level="word", tokenizer="char").validate()
 
 
@@ -82,7 +82,7 @@ def test_help_names_the_level_dependent_defaults_and_config_records_them(tmp_pat
     assert proc.returncode == 0, proc.stderr
     assert "Defaults that depend on --level" in proc.stdout
     assert "--hidden_size: char 512, word 256" in proc.stdout
-    assert "--dropout: char 0.1, word 0.4" in proc.stdout
+    assert "--dropout: char 0.1, word 0.45" in proc.stdout
     assert "--optimizer: char adam, word sgd" in proc.stdout
     assert "--learning_rate: adam 0.003, sgd 20 (by --optimizer)" in proc.stdout
     assert "--min_count: char 1, word 2" in proc.stdout
@@ -93,7 +93,7 @@ def test_help_names_the_level_dependent_defaults_and_config_records_them(tmp_pat
     assert proc.returncode == 0, proc.stderr
     train = json.loads((tmp_path / "r" / "config.json").read_text())["train"]
     assert (train["embed_size"], train["tie_weights"], train["softmax"], train["seq_length"],
-            train["tokenizer"]) == (8, True, "full", 35, "split")
+            train["tokenizer"]) == (8, True, "full", 35, "lines")
     assert "val bpc" in proc.stdout  # bits per char at word level too
 
 

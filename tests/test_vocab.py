@@ -40,13 +40,14 @@ def test_bad_level():
         tokenize("x", "byte")
 
 
-TOKENIZERS = [("char", "char"), ("word", "runs"), ("word", "words"), ("word", "split")]
+TOKENIZERS = [("char", "char"), ("word", "runs"), ("word", "words"), ("word", "split"),
+              ("word", "lines")]
 
 
 def test_split_words_carry_the_space_before_them():
-    """The default word tokeniser: str.split()'s words, each with the space before it."""
+    """"split": str.split()'s words, each with the space before it."""
     text = "Hello,  wörld!\n\tIt's 2024: 3.14 naïve café—日本語 x² \n\n"
-    toks = tokenize(text, "word")
+    toks = tokenize(text, "word", tokenizer="split")
     assert toks == ["Hello,", " ", " wörld!", "\n", "\t", "It's", " 2024:", " 3.14",
                     " naïve", " café—日本語", " x²", " \n", "\n"]
     assert "".join(toks) == text
@@ -54,12 +55,13 @@ def test_split_words_carry_the_space_before_them():
 
 
 def test_split_line_breaks_and_indentation():
-    assert tokenize(" no it was n't <unk> \n", "word") == [" no", " it", " was", " n't",
-                                                           " <unk>", " \n"]
-    assert tokenize("a\n    b  \t c", "word") == ["a", "\n", "   ", " b", "  \t", " c"]
-    assert tokenize("   ", "word") == ["   "]
-    assert tokenize("x \u3000y", "word") == ["x", " \u3000", "y"]  # only U+0020 attaches
-    assert tokenize("é\u00a0b", "word") == ["é", "\u00a0", "b"]  # str.split's whitespace
+    def split(text):
+        return tokenize(text, "word", tokenizer="split")
+    assert split(" no it was n't <unk> \n") == [" no", " it", " was", " n't", " <unk>", " \n"]
+    assert split("a\n    b  \t c") == ["a", "\n", "   ", " b", "  \t", " c"]
+    assert split("   ") == ["   "]
+    assert split("x \u3000y") == ["x", " \u3000", "y"]  # only U+0020 attaches
+    assert split("é\u00a0b") == ["é", "\u00a0", "b"]  # str.split's whitespace
 
 
 def test_words_carry_the_space_before_them():
@@ -69,6 +71,24 @@ def test_words_carry_the_space_before_them():
                     ":", " 3", ".", "14", " naïve", " café", "—", "日本語", " x", "²", " \n",
                     "\n"]
     assert "".join(toks) == text
+
+
+def test_lines_a_line_break_carries_the_next_lines_indentation():
+    """The default word tokeniser: "split", but a line break takes the next line's
+    indentation with it."""
+    def lines(text):
+        return tokenize(text, "word")
+    code = "def f(x):\n    if x:\n        return 1\n\n    return 2\n"
+    assert lines(code) == ["def", " f(x):", "\n   ", " if", " x:", "\n       ", " return",
+                           " 1", "\n", "\n   ", " return", " 2", "\n"]
+    # one token per word and line break, as str.split() + a line end each
+    assert len(lines(code)) == len(code.split()) + code.count("\n")
+    assert lines(" no it was n't <unk> \n a\n") == tokenize(" no it was n't <unk> \n a\n", "word",
+                                                          tokenizer="split")
+    assert lines("a\n\tb\n \tc\n   \n") == ["a", "\n\t", "b", "\n \t", "c", "\n   ", "\n"]
+    assert lines("x  \n  y\r\n z") == ["x", " ", " \n ", " y", "\r", "\n", " z"]
+    assert lines("é\n\u00a0 ü") == ["é", "\n\u00a0", " ü"]
+    assert lines("\n") == ["\n"] and lines("   ") == ["   "]
 
 
 def test_words_line_breaks_and_indentation():
@@ -81,9 +101,9 @@ def test_words_line_breaks_and_indentation():
 
 
 def test_tokenizer_choices():
-    with pytest.raises(ValueError, match="--tokenizer must be one of split, words, runs"):
+    with pytest.raises(ValueError, match="--tokenizer must be one of lines, split, words, runs"):
         tokenize("x", "word", tokenizer="char")
-    assert Vocab.build(["a", "b"], level="word").tokenizer == "split"
+    assert Vocab.build(["a", "b"], level="word").tokenizer == "lines"
     old = Vocab(["<unk>", "a"], level="word").to_json()
     del old["tokenizer"]  # a vocabulary saved by lm 0.1
     assert Vocab.from_json(old).tokenizer == "runs"
@@ -99,10 +119,12 @@ def test_roundtrip_arbitrary_text(text, tok):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.characters(max_codepoint=127)))
-def test_words_ascii_fast_path_equals_unicode_pattern(text):
-    from lm.text.vocab import WORDS_RE, words_tokens
-    assert words_tokens(text) == WORDS_RE.findall(text)
+@given(st.text(alphabet=st.characters(max_codepoint=127)),
+       st.sampled_from(["words", "split", "lines"]))
+def test_ascii_fast_paths_equal_the_unicode_patterns(text, tokenizer):
+    from lm.text import vocab
+    pattern = {"words": vocab.WORDS_RE, "split": vocab.SPLIT_RE, "lines": vocab.LINES_RE}
+    assert vocab.TOKENIZE[tokenizer](text) == pattern[tokenizer].findall(text)
 
 
 @settings(max_examples=200, deadline=None)
@@ -188,7 +210,7 @@ def test_json_roundtrip():
     assert w == v and w.itos == v.itos and w.level == "word" and w.lowercase is True
     assert (w.bos_id, w.eos_id) == (1, 2)
     assert w.encode_text("THE MAT").tolist() == v.encode(["the", " mat"]).tolist()
-    assert w.tokenizer == "split" and d["tokenizer"] == "split"
+    assert w.tokenizer == "lines" and d["tokenizer"] == "lines"
 
 
 @pytest.mark.parametrize("bad", [
@@ -232,7 +254,7 @@ def test_words_are_lossless_on_every_shared_corpus(path):
 
     text = read_text(path)
     counts = {}
-    for tokenizer in ("split", "words", "runs"):
+    for tokenizer in ("split", "words", "runs", "lines"):
         toks = tokenize(text, "word", tokenizer=tokenizer)
         assert "".join(toks) == text
         counts[tokenizer] = len(toks)
@@ -245,5 +267,9 @@ def test_words_are_lossless_on_every_shared_corpus(path):
     assert counts["words"] < 1.6 * len(text.split()) + text.count("\n")
     assert counts["words"] <= counts["runs"]
     # "split": exactly str.split()'s words, plus line breaks and extra whitespace
-    words = [t for t in tokenize(text, "word") if not t.isspace()]
+    words = [t for t in tokenize(text, "word", tokenizer="split") if not t.isspace()]
     assert [w.lstrip(" ") for w in words] == text.split()
+    # "lines": the same words; whitespace tokens only where a line breaks or has 2+ spaces
+    words = [t for t in tokenize(text, "word", tokenizer="lines") if not t.isspace()]
+    assert [w.lstrip(" ") for w in words] == text.split()
+    assert counts["lines"] <= counts["split"]

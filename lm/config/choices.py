@@ -8,10 +8,11 @@ DECODER_INPUTS = ("teacher", "repeat")     # seq2seq decoder input: previous tar
 SEQ2SEQ_TASKS = ("addition", "pairs")       # built-in addition questions, or a source<TAB>target file
 POOLS = ("mean", "max", "last")             # pooling of encoder states over a text's steps
 LEVELS = ("char", "word")                   # tokenisation level
-# Tokenisers of each level, the default first: "split" (str.split()'s words, each carrying
-# the one space before it; line breaks are tokens), "words" (the same with punctuation and
-# digits apart), "runs" (lm 0.1's word level: runs of whitespace are tokens).
-TOKENIZERS = {"char": ("char",), "word": ("split", "words", "runs")}
+# Tokenisers of each level, the default first: "lines" (str.split()'s words, each carrying
+# the one space before it; a line break carries the next line's indentation), "split" (the
+# same with indentation as tokens of its own), "words" (punctuation and digits apart),
+# "runs" (lm 0.1's word level: runs of whitespace are tokens).
+TOKENIZERS = {"char": ("char",), "word": ("lines", "split", "words", "runs")}
 LEGACY_TOKENIZERS = {"char": "char", "word": "runs"}   # runs saved before the choice existed
 SOFTMAXES = ("full", "adaptive")            # language-model output layers
 OPTIMIZERS = ("adam", "sgd")

@@ -9,7 +9,9 @@ single-line file tokenises in well under three times its size.
 Chunk boundaries are moved to safe points before tokenising: a word tokeniser sees
 whole tokens ("runs": cut before the last run of non-space characters; "split" and
 "words": after a line break, between a non-space character and " X", or between a tab
-and "X"; a "split" word longer than four chunks is cut where the chunk ends),
+and "X"; "lines": the same, but after a line break only where a non-space character
+follows it, and also between a non-space character and a line break; a "split" or
+"lines" word longer than four chunks is cut where the chunk ends),
 `lowercase` sees
 whole words (`str.lower` of a final sigma depends on its neighbours), line mode sees
 whole lines; iter_text already keeps CRLF pairs and multi-byte characters together.
@@ -35,6 +37,10 @@ _LAST_TOKEN = regex.compile(f"(?:{WORD_PATTERN})\\Z", flags=regex.REVERSE | rege
 # "split" and "words": a token ends at every line break, between a non-space character and
 # " X", and between whitespace other than a space and a non-space character ("\tX")
 _WORDS_SAFE_SPLIT = regex.compile(r"\n|\S(?= \S)|[^\S \n](?=\S)", flags=regex.REVERSE)
+# "lines": a line break token runs on through the next line's indentation, so it may end
+# where a non-space character follows it ("\nX") or begin after one ("X\n")
+_LINES_SAFE_SPLIT = regex.compile(r"\n(?=\S)|\S(?=\n)|\S(?= \S)|[^\S \n](?=\S)",
+                                  flags=regex.REVERSE)
 # "words" without such a point: an edge between two non-space characters of different classes
 _WORDS_EDGE = regex.compile(r"(?<=[\p{L}\p{M}])(?=[^\s\p{L}\p{M}])|(?<=\p{N})(?=[^\s\p{N}])"
                             r"|(?<=[^\s\p{L}\p{M}\p{N}])(?=\S)", flags=regex.REVERSE)
@@ -93,8 +99,8 @@ def _cut(text, tokenizer, lowercase, line_mode):
         return text.rfind("\n") + 1 or -1  # whole lines only
     if tokenizer == "char" and not lowercase:
         return len(text)
-    if tokenizer in ("words", "split"):
-        m = _WORDS_SAFE_SPLIT.search(text)
+    if tokenizer in ("words", "split", "lines"):
+        m = (_LINES_SAFE_SPLIT if tokenizer == "lines" else _WORDS_SAFE_SPLIT).search(text)
         return m.end() if m is not None else -1
     m = _SAFE_SPLIT.search(text)
     return m.start() + 1 if m is not None else -1
@@ -102,7 +108,7 @@ def _cut(text, tokenizer, lowercase, line_mode):
 
 def _forced_cut(text, tokenizer):
     """Cut for `text` without a safe point: at the last class edge (word level), else the end."""
-    if tokenizer == "split":
+    if tokenizer in ("split", "lines"):
         return len(text)  # a word of over 4 chunks: cut anywhere (both halves stay tokens)
     if tokenizer == "words":
         m = _WORDS_EDGE.search(text)

@@ -2,8 +2,14 @@
 
 Tokenisers (lm.config.choices.TOKENIZERS lists each level's, its default first):
 - "char" (level char): every Unicode code point is a token.
-- "split" (level word, the default): the words of `str.split()` (runs of non-whitespace
-  characters, punctuation included: " don't", " end."), each carrying the one space
+- "lines" (level word, the default): the words of "split" below, and a line break
+  carries the whitespace that opens the next line (its indentation, less the one space a
+  word there carries): "\n    if" is "\n   ", " if". So an indented line costs as many
+  tokens as its words plus one, as an unindented line does, and code or verse is not
+  charged once per line for an indentation token; on text without indentation the tokens
+  are those of "split".
+- "split" (level word; the default before "lines"): the words of `str.split()` (runs of
+  non-whitespace characters, punctuation included: " don't", " end."), each carrying the one space
   (U+0020) before it, as " the"; a line break is a token (" \n" with a space before it);
   other whitespace (indentation, a second space, tabs) forms tokens of its own. The
   token count is the word count plus the line breaks: the classic word level (Penn
@@ -66,6 +72,15 @@ _ASCII_WORDS_RE = re.compile(r" ?[A-Za-z]+| ?[0-9]+| ?[^\t\n\x0b\x0c\r A-Za-z0-9
 SPLIT_PATTERN = r" ?\S+|" + _SPACES
 SPLIT_RE = regex.compile(SPLIT_PATTERN)
 _ASCII_SPLIT_RE = re.compile(r" ?[^\t\n\x0b\x0c\r ]+|" + _ASCII_SPACES)
+# "lines": "split", but a line break takes the whitespace after it, all but a last space
+# that a word follows (the lazy run stops before " X"); the rest of the rule as _SPACES.
+_LINE_BREAK = r" ?\n[^\S\n]*?(?= \S)| ?\n[^\S\n]*"
+_ASCII_LINE_BREAK = (r" ?\n[\t\x0b\x0c\r ]*?(?= [^\t\n\x0b\x0c\r ])"
+                     r"| ?\n[\t\x0b\x0c\r ]*")
+LINES_PATTERN = r" ?\S+|" + _LINE_BREAK + "|" + _SPACES
+LINES_RE = regex.compile(LINES_PATTERN)
+_ASCII_LINES_RE = re.compile(r" ?[^\t\n\x0b\x0c\r ]+|" + _ASCII_LINE_BREAK + "|"
+                             + _ASCII_SPACES)
 
 
 def _char_tokens(text):
@@ -87,9 +102,14 @@ def split_tokens(text):
     return (_ASCII_SPLIT_RE if text.isascii() else SPLIT_RE).findall(text)
 
 
+def lines_tokens(text):
+    """"lines" tokens of `text` (no lowercasing): " end.", " \n", "\n   " + " if"."""
+    return (_ASCII_LINES_RE if text.isascii() else LINES_RE).findall(text)
+
+
 word_tokens = run_tokens  # the name lm 0.1 gave it
 TOKENIZE = {"char": _char_tokens, "runs": run_tokens, "words": words_tokens,
-            "split": split_tokens}
+            "split": split_tokens, "lines": lines_tokens}
 
 
 def check_level(level):
@@ -113,7 +133,7 @@ def check_tokenizer(level, tokenizer=None):
 
 def tokenize(text, level="char", lowercase=False, tokenizer=None):
     """Cut `text` (str) into a list of str tokens; `"".join(tokens)` is the (lowered) text.
-    tokenizer: one of `level`'s (None: the level's default, "split" at word level)."""
+    tokenizer: one of `level`'s (None: the level's default, "lines" at word level)."""
     return TOKENIZE[check_tokenizer(level, tokenizer)](text.lower() if lowercase else text)
 
 
