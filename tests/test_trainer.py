@@ -237,13 +237,16 @@ class Killed(BaseException):
     """Stands in for SIGKILL: nothing after it runs (not even except Exception)."""
 
 
-def test_killed_between_last_and_best_is_repaired_on_resume(tmp_path, monkeypatch):
+@pytest.mark.parametrize("average", [0.0, 0.9], ids=["weights", "average"])
+def test_killed_between_last_and_best_is_repaired_on_resume(tmp_path, monkeypatch, average):
     """last.safetensors is written before best.safetensors, so a run killed between the two still holds the
-    new best's weights (in last.safetensors); resuming writes best.safetensors from them."""
+    new best's weights (in last.safetensors: the weights, or their average with --average);
+    resuming writes best.safetensors from them."""
     from lm.storage.checkpoint import save_arrays
     corpus = write_corpus(tmp_path / "c.txt")
     out = str(tmp_path / "r")
-    common = dict(TINY, corpus=corpus, out_dir=out, eval_every=2, learning_rate=3e-3)
+    common = dict(TINY, corpus=corpus, out_dir=out, eval_every=2, learning_rate=3e-3,
+                  average=average)
     bests = []
 
     def killed_at_second_best(path, arrays, **kw):
@@ -265,9 +268,10 @@ def test_killed_between_last_and_best_is_repaired_on_resume(tmp_path, monkeypatc
     best = load_arrays(os.path.join(out, "best.safetensors"))
     assert int(best["state/step"]) == 4 and any("best checkpoint rewritten" in x for x in lines)
     assert float(best["state/val_loss"]) == float(last["state/best_val"])
+    saved = "state/average." if average else "param/"
     for k, v in best.items():
         if k.startswith("param/"):
-            assert np.array_equal(v, last[k])
+            assert np.array_equal(v, last[saved + k[len("param/"):]])
 
 
 def test_killed_between_the_log_and_last_npz_resumes_with_the_same_log(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """--average: the trainer's moving average of the weights, evaluated, saved as the best,
-resumed exactly, and checked like any weight when read back."""
+resumed exactly, and checked like any weight when read back (a run killed before its best
+is written: tests/test_trainer.py)."""
 import json
 import os
 
@@ -107,36 +108,6 @@ def test_resume_with_an_average_is_exact(tmp_path, decay):
         for k in la:
             if k != "state/elapsed":
                 np.testing.assert_array_equal(la[k], lb[k], err_msg=k)
-
-
-def test_killed_before_the_best_is_written_repairs_it_from_the_average(tmp_path, monkeypatch):
-    corpus = write_corpus(tmp_path / "c.txt")
-    out = str(tmp_path / "r")
-    common = dict(TINY, corpus=corpus, out_dir=out, eval_every=2, average=0.9)
-
-    class Killed(BaseException):
-        pass
-
-    bests = []
-
-    def killed_at_second_best(path, arrays, **kw):
-        if path.endswith("best.safetensors"):
-            bests.append(int(arrays["state/step"]))
-            if len(bests) == 2:
-                raise Killed
-        return save_arrays(path, arrays, **kw)
-
-    monkeypatch.setattr(trainer, "save_arrays", killed_at_second_best)
-    with pytest.raises(Killed):
-        train(TrainConfig(**common, max_steps=10), log=quiet)
-    monkeypatch.setattr(trainer, "save_arrays", save_arrays)
-    last = load_arrays(os.path.join(out, "last.safetensors"))
-    train(TrainConfig(**common, max_steps=4, resume=True), given={"max_steps"}, log=quiet)
-    best = load_arrays(os.path.join(out, "best.safetensors"))
-    assert int(best["state/step"]) == 4
-    for k, v in best.items():
-        if k.startswith("param/"):
-            np.testing.assert_array_equal(v, last["state/average." + k[len("param/"):]])
 
 
 @pytest.mark.parametrize("edit, message", [
