@@ -1,5 +1,6 @@
-"""What every training run keeps up to date: curves.png, and metrics.jsonl on resume."""
+"""What every training run keeps up to date: curves.png, metrics.jsonl on resume, the ETA."""
 import json
+import math
 import os
 
 from lm.storage.checkpoint import atomic_write, read_jsonl
@@ -30,3 +31,12 @@ def trim_metrics(run_dir, step):
                 f.write(json.dumps(r, allow_nan=False, separators=(",", ":")) + "\n")
 
 
+def eta_text(steps_done, steps_left, seconds, budget):
+    """Time left as m:ss: by the step rate so far, capped by the time budget."""
+    left = steps_left * seconds / steps_done if steps_done else float("inf")
+    if budget:
+        left = min(left, max(0.0, budget - seconds))
+    if not math.isfinite(left):
+        return "?"
+    m, sec = divmod(int(left), 60)
+    return f"{m // 60}:{m % 60:02d}:{sec:02d}" if m >= 60 else f"{m}:{sec:02d}"

@@ -1,44 +1,42 @@
 """The one training loop, for every model: budgets, evaluation, checkpoints, resume, Ctrl-C.
 
-`Trainer(task).run()` knows nothing about the model beyond the model contract
-(lm.models): `loss(batch, state)` fills the gradients. A task (lm.training.lm_task,
-lm.training.classifier_task) supplies the model, optimiser, batcher and run directory,
-and says how to evaluate, which evaluation is best and how to print it. Per step: next
-batch (recurrent state carried between BPTT windows when the task asks, reset at each
-epoch), loss and gradients, global-norm clipping, optimiser step. Every `log_every`
-steps a training-loss row goes to metrics.jsonl; every `eval_every` steps (0: at the end
-of each epoch) the task evaluates, and the trainer appends the row, writes the last
-checkpoint (last.safetensors: everything needed to resume exactly) and the best
-(best.safetensors: weights) when the evaluation is the best so far, redraws curves.png
-and prints the task's lines. With `average` > 0 (a config field, 0 when absent) the trainer
-also keeps an exponential moving average of the weights, which the evaluations, the best
-checkpoint and the samples use (`_update_average`); training goes on from the trained
-weights. The lr is multiplied by `lr_decay` after more than `patience` evaluations without
-improvement. A non-finite loss is never saved: the run goes back to its last good state
-with half the lr, at most MAX_RESTARTS times. A task may define `reached(row)`: training
-stops after an evaluation for which it is true (e.g. a target accuracy). The task's config
-needs: max_epochs, max_steps, time_budget, eval_every, log_every, grad_clip, lr_decay,
-patience, min_lr; `average` is optional.
+`Trainer(task).run()` knows nothing about the model beyond the model contract (lm.models):
+`loss(batch, state)` fills the gradients. A task (lm.training.lm_task,
+lm.training.classifier_task) supplies the model, optimiser, batcher and run directory, and
+says how to evaluate, which evaluation is best and how to print it. Per step: next batch
+(recurrent state carried between BPTT windows when the task asks, reset at each epoch), loss
+and gradients, global-norm clipping, optimiser step. Every `log_every` steps a training-loss
+row goes to metrics.jsonl; every `eval_every` steps (0: at the end of each epoch) the task
+evaluates, and the trainer appends the row, writes the last checkpoint (last.safetensors:
+everything needed to resume exactly) and the best (best.safetensors: weights) when the
+evaluation is the best so far, redraws curves.png and prints the task's lines. With
+`average` > 0 the evaluations, the best checkpoint and the samples use a moving average of
+the weights (lm.training.averaging). The lr is multiplied by `lr_decay` after more than
+`patience` evaluations without improvement. A non-finite loss is never saved: the run goes
+back to its last good state with half the lr, at most MAX_RESTARTS times. A task may define
+`reached(row)`: training stops after an evaluation for which it is true (e.g. a target
+accuracy). The task's config needs: max_epochs, max_steps, time_budget, eval_every,
+log_every, grad_clip, lr_decay, patience, min_lr (`average` may be absent).
 """
 import math
 import os
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 
 from lm.storage.checkpoint import (append_jsonl, checkpoint_path, find_checkpoint,
                                    load_arrays, save_arrays)
+from lm.training.averaging import WeightAverage
 from lm.training.interrupt import StopFlag
 from lm.training.optim import clip_grad_norm
-from lm.training.report import redraw_curves, trim_metrics
+from lm.training.report import eta_text, redraw_curves, trim_metrics
 from lm.training.state import new_scalars, pack_state, unpack_state
 
 MAX_RESTARTS = 3          # non-finite losses survived (each halves the lr) before giving up
 CURVES_EVERY = 10.0       # seconds between redraws of curves.png (a figure costs ~0.2 s)
-AVERAGE_BLOCK = 1 << 14   # elements per block of the weight-average update (stays in cache)
 
 
 class TrainingDiverged(RuntimeError):
@@ -73,25 +71,21 @@ class Trainer:
         self.path = lambda name: os.path.join(task.run_dir, name)
         self.last = checkpoint_path(task.run_dir, "last")  # written: .safetensors
         self.best = checkpoint_path(task.run_dir, "best")
-        self.average_decay = float(getattr(self.cfg, "average", 0.0) or 0.0)
-        self.average = None  # {name: array}, the running weight average (average_decay > 0)
-        if self.average_decay:
-            self.average = {k: p.copy() for k, p in task.model.params.items()}
-            self._average_scratch = {}
+        decay = float(getattr(self.cfg, "average", 0.0) or 0.0)
+        self.average = WeightAverage(task.model.params, decay) if decay else None
 
     # ---- state: one snapshot type for the last checkpoint, rollback and resume ----
     def snapshot(self):
         t = self.task
         return pack_state(t.model, t.optimizer, self.sc, t.batcher.state_dict(), self.carry,
-                          t.rng, self.average)
+                          t.rng, self.average and self.average.arrays)
 
     def restore(self, snap, label="last checkpoint"):
         t = self.task
         scalars, data_state, self.carry, average = unpack_state(
             snap, t.model, t.optimizer, t.rng, label, data_keys=list(t.batcher.state_dict()))
         if self.average is not None:  # a run saved without one starts it at its weights
-            for k, p in t.model.params.items():
-                self.average[k][...] = p if average is None else average[k]
+            self.average.reset(average)
         self.sc.update(scalars)  # in place: the loop holds a reference to this dict
         t.batcher.load_state_dict({k: int(v) for k, v in data_state.items()})
 
@@ -118,8 +112,7 @@ class Trainer:
         t, sc = self.task, self.sc
         copy_into_params(t.model.params, arrays, label=path)
         if self.average is not None:
-            for k, p in t.model.params.items():
-                self.average[k][...] = p
+            self.average.reset()
         t.optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items()
                                      if k.startswith("optim/")})
         epoch = int(arrays["state/epoch"])
@@ -134,9 +127,8 @@ class Trainer:
                  f"random state): continuing at epoch {epoch + 1}, not bit-identical")
 
     def save_best(self):
-        """The best checkpoint: the weights evaluated now (the average with --average), with
-        the best's step and validation loss."""
-        weights = self.average if self.average is not None else self.task.model.params
+        """The best checkpoint: the weights evaluated now, with the best's step and val loss."""
+        weights = self.task.model.params if self.average is None else self.average.arrays
         save_arrays(self.best,
                     {**{f"param/{k}": v for k, v in weights.items()},
                      "state/step": np.asarray(self.sc["best_step"], dtype=np.int64),
@@ -176,47 +168,12 @@ class Trainer:
             return None, 0
         t.optimizer.step()
         if self.average is not None:
-            self._update_average()
+            self.average.update(self.sc["step"])
         return loss, report["count"]
 
-    def _update_average(self):
-        """average += (1 - d) (weights - average), d = min(decay, (1 + s) / (10 + s)) at
-        step s: an exponential moving average of the weights over the last ~1 / (1 - decay)
-        steps (Polyak averaging; the warm-up lets early steps forget the initial weights)."""
-        s = self.sc["step"]
-        rate = 1.0 - min(self.average_decay, (1.0 + s) / (10.0 + s))
-        for name, p in self.task.model.params.items():
-            avg = self.average[name]
-            # speed: blocks small enough that the temporary stays in cache
-            tmp = self._average_scratch.get(p.dtype)
-            if tmp is None:
-                tmp = self._average_scratch[p.dtype] = np.empty(AVERAGE_BLOCK, p.dtype)
-            if not p.flags.c_contiguous:  # a view: one pass with a temporary
-                avg += rate * (p - avg)
-                continue
-            pf, af = p.reshape(-1), avg.reshape(-1)
-            for a in range(0, pf.size, AVERAGE_BLOCK):
-                n = min(AVERAGE_BLOCK, pf.size - a)
-                t = np.subtract(pf[a:a + n], af[a:a + n], out=tmp[:n])
-                t *= rate
-                af[a:a + n] += t
-
-    @contextmanager
     def _evaluated_weights(self):
-        """Within: the model holds the weights that evaluations judge (the average with
-        --average; the trained weights come back after)."""
-        if self.average is None:
-            yield
-            return
-        params = self.task.model.params
-        trained = {k: p.copy() for k, p in params.items()}
-        try:
-            for k, p in params.items():
-                p[...] = self.average[k]
-            yield
-        finally:
-            for k, p in params.items():
-                p[...] = trained[k]
+        """A context within which the model holds the weights evaluations judge."""
+        return nullcontext() if self.average is None else self.average.swapped_in()
 
     def epoch(self):
         b = self.task.batcher
@@ -365,7 +322,7 @@ class Trainer:
                     rate = rate_n / (now - rate_t) if now > rate_t else 0.0
                     bar.update(1)
                     bar.set_postfix(loss=f"{np.mean(recent):.3f}",
-                                    eta=_eta(sc["step"] - step0, total - sc["step"],
+                                    eta=eta_text(sc["step"] - step0, total - sc["step"],
                                              now - t_start, cfg.time_budget), refresh=False)
                     if cfg.log_every and sc["step"] % cfg.log_every == 0:
                         self.log_train(elapsed())
@@ -427,7 +384,6 @@ def train_task(task, given=frozenset(), log=None, progress=None, stop=None):
     return trainer.run()
 
 
-
 def train_best(task, given=frozenset(), log=None, progress=None, stop=None):
     """train_task, then (TrainResult, the best evaluation's metrics row or None): for the
     tasks whose CLI reports the best evaluation (classifier, seq2seq, recall)."""
@@ -436,19 +392,9 @@ def train_best(task, given=frozenset(), log=None, progress=None, stop=None):
     result = train_task(task, given, log, progress, stop)
     return result, best_row(task.run_dir, result.best_step)
 
+
 def _beats(key, best, eps):
     """Whether score tuple `key` beats `best` (larger is better): its first component by
     more than `eps`, or an equal first component and a better rest (e.g. equal accuracy,
     lower loss)."""
     return key[0] > best[0] + eps or (key[0] == best[0] and key[1:] > best[1:])
-
-
-def _eta(steps_done, steps_left, seconds, budget):
-    """Time left as m:ss: by the step rate so far, capped by the time budget."""
-    left = steps_left * seconds / steps_done if steps_done else float("inf")
-    if budget:
-        left = min(left, max(0.0, budget - seconds))
-    if not math.isfinite(left):
-        return "?"
-    m, sec = divmod(int(left), 60)
-    return f"{m // 60}:{m % 60:02d}:{sec:02d}" if m >= 60 else f"{m}:{sec:02d}"
