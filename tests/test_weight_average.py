@@ -148,3 +148,28 @@ def test_resume_keeps_the_runs_average(tmp_path):
               given={"max_steps", "average"}, log=quiet)
     with open(os.path.join(out, "config.json"), encoding="utf-8") as f:
         assert json.load(f)["train"]["average"] == 0.0
+
+
+def test_weight_average_unit_views_and_decay_range():
+    """The blocked update equals the formula, also for a parameter that is a strided view;
+    the decay must lie in (0, 1); swapped_in gives the trained weights back."""
+    from lm.training.averaging import BLOCK, WeightAverage
+
+    rng = np.random.default_rng(0)
+    base = rng.standard_normal((7, 5))
+    params = {"big": rng.standard_normal(BLOCK + 3), "view": base.T}
+    avg = WeightAverage(params, 0.5)
+    start = {k: v.copy() for k, v in params.items()}
+    for k in params:
+        params[k] += 1.0
+    avg.update(0)  # d = min(0.5, 1 / 10) = 0.1
+    for k in params:
+        np.testing.assert_allclose(avg.arrays[k], 0.1 * start[k] + 0.9 * params[k])
+    trained = {k: v.copy() for k, v in params.items()}
+    with avg.swapped_in():
+        np.testing.assert_array_equal(params["view"], avg.arrays["view"])
+    for k in params:
+        np.testing.assert_array_equal(params[k], trained[k])
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError, match="decay"):
+            WeightAverage(params, bad)

@@ -41,6 +41,8 @@ _WORDS_SAFE_SPLIT = regex.compile(r"\n|\S(?= \S)|[^\S \n](?=\S)", flags=regex.RE
 # where a non-space character follows it ("\nX") or begin after one ("X\n")
 _LINES_SAFE_SPLIT = regex.compile(r"\n(?=\S)|\S(?=\n)|\S(?= \S)|[^\S \n](?=\S)",
                                   flags=regex.REVERSE)
+_WORD_SAFE_POINTS = {"words": _WORDS_SAFE_SPLIT, "split": _WORDS_SAFE_SPLIT,
+                     "lines": _LINES_SAFE_SPLIT}
 # "words" without such a point: an edge between two non-space characters of different classes
 _WORDS_EDGE = regex.compile(r"(?<=[\p{L}\p{M}])(?=[^\s\p{L}\p{M}])|(?<=\p{N})(?=[^\s\p{N}])"
                             r"|(?<=[^\s\p{L}\p{M}\p{N}])(?=\S)", flags=regex.REVERSE)
@@ -99,8 +101,8 @@ def _cut(text, tokenizer, lowercase, line_mode):
         return text.rfind("\n") + 1 or -1  # whole lines only
     if tokenizer == "char" and not lowercase:
         return len(text)
-    if tokenizer in ("words", "split", "lines"):
-        m = (_LINES_SAFE_SPLIT if tokenizer == "lines" else _WORDS_SAFE_SPLIT).search(text)
+    if tokenizer in _WORD_SAFE_POINTS:
+        m = _WORD_SAFE_POINTS[tokenizer].search(text)
         return m.end() if m is not None else -1
     m = _SAFE_SPLIT.search(text)
     return m.start() + 1 if m is not None else -1
