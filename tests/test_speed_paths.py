@@ -9,7 +9,7 @@ import pytest
 from lm.layers.lstm import exp_gates, gate_scale, gates_backward
 from lm.layers.recurrent import exp_sigmoid, exp_sigmoid_, scaled_tanh, scaled_tanh_, tanh_, tanh_input_scale
 from lm.layers.losses import temporal_softmax_loss
-from lm.training.optim import CHUNK, Adam
+from lm.training.optim import CHUNK, SGD, Adam
 
 SCRIPTS = os.path.join(os.path.dirname(__file__), "..", "scripts")
 
@@ -71,7 +71,28 @@ class Params:
         self.grads = {k: np.zeros_like(v) for k, v in arrays.items()}
 
 
-def test_blocked_adam_equals_one_block_update():
+def adam_reference(ref, g, t, state):
+    m, v = state.setdefault("m", {}), state.setdefault("v", {})
+    for k in ref:
+        gk = g[k] + 0.1 * ref[k]
+        m[k] = 0.9 * m.get(k, 0) + 0.1 * gk
+        v[k] = 0.999 * v.get(k, 0) + 0.001 * gk * gk
+        ref[k] -= 0.01 / (1 - 0.9 ** t) * m[k] / (np.sqrt(v[k] / (1 - 0.999 ** t)) + 1e-8)
+
+
+def sgd_reference(ref, g, t, state):
+    buf = state.setdefault("buf", {})
+    for k in ref:
+        buf[k] = 0.5 * buf.get(k, 0) + g[k] + 0.1 * ref[k]
+        ref[k] -= 0.01 * buf[k]
+
+
+@pytest.mark.parametrize("make, reference", [
+    (lambda m: Adam(m, lr=0.01, weight_decay=0.1), adam_reference),
+    (lambda m: SGD(m, lr=0.01, momentum=0.5, weight_decay=0.1), sgd_reference),
+    (lambda m: SGD(m, lr=0.01), lambda ref, g, t, state: [ref[k].__isub__(0.01 * g[k]) for k in ref]),
+])
+def test_blocked_update_equals_one_block_update(make, reference):
     """A parameter longer than CHUNK (updated block by block), a non-contiguous one (one
     block) and a small one all follow the same formula as a plain whole-array update."""
     rng = np.random.default_rng(1)
@@ -79,16 +100,13 @@ def test_blocked_adam_equals_one_block_update():
     strided = rng.standard_normal((6, 8))[:, ::2]
     model = Params({"big": big.copy(), "strided": strided, "small": rng.standard_normal(3)})
     ref = {k: v.copy() for k, v in model.params.items()}
-    m = {k: np.zeros_like(v) for k, v in ref.items()}
-    v2 = {k: np.zeros_like(v) for k, v in ref.items()}
-    opt = Adam(model, lr=0.01, weight_decay=0.1)
+    opt, state = make(model), {}
     for t in range(1, 4):
+        g = {}
         for k, p in model.params.items():
             model.grads[k][...] = np.sin(3 * p)
-            g = np.sin(3 * ref[k]) + 0.1 * ref[k]
-            m[k] = 0.9 * m[k] + 0.1 * g
-            v2[k] = 0.999 * v2[k] + 0.001 * g * g
-            ref[k] -= 0.01 / (1 - 0.9 ** t) * m[k] / (np.sqrt(v2[k] / (1 - 0.999 ** t)) + 1e-8)
+            g[k] = np.sin(3 * ref[k])
+        reference(ref, g, t, state)
         opt.step()
     for k in ref:
         np.testing.assert_allclose(model.params[k], ref[k], rtol=1e-12, atol=1e-14)

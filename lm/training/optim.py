@@ -196,25 +196,38 @@ class SGD(Optimizer):
         self.kinds = ("buf",) if momentum else ()
         super().__init__(model, lr, weight_decay, frozen, decay)
         self.momentum = float(momentum)
-        # one scratch buffer per parameter: the update needs a temporary, allocated once
-        self._tmp = {n: np.empty_like(self.params[n]) for n in self.names}
 
     def step(self):
-        mu = self.momentum
+        scratch = {}  # per dtype: one (CHUNK,) work buffer, shared by all parameters
         for name in self.names:
-            p, g, tmp = self.params[name], self.grads[name], self._tmp[name]
+            p, g = self.params[name], self.grads[name]
             wd = self.weight_decay if name in self.decayed else 0.0
-            if wd:
-                np.multiply(p, wd, out=tmp)
-                tmp += g
-                g = tmp
-            if mu:
-                buf = self.state["buf"][name]
-                buf *= mu
-                buf += g
-                g = buf
-            np.multiply(g, self.lr, out=tmp)
-            p -= tmp
+            buf = self.state["buf"][name] if self.momentum else None
+            if p.dtype not in scratch:
+                scratch[p.dtype] = np.empty(CHUNK, p.dtype)
+            flats = [a.reshape(-1) for a in (p, g) + ((buf,) if self.momentum else ())]
+            if not np.shares_memory(flats[0], p):  # not contiguous: one block, in place
+                self._update(p, g, buf, np.empty_like(p), wd)
+                continue
+            # speed: in cache-sized blocks, as Adam; the embedding is 10 MB at word level
+            for a in range(0, p.size, CHUNK):
+                n = min(CHUNK, p.size - a)
+                self._update(*(f[a:a + n] for f in flats[:2]),
+                             flats[2][a:a + n] if self.momentum else None,
+                             scratch[p.dtype][:n], wd)
+
+    def _update(self, p, g, buf, tmp, wd):
+        """One block of the update, in place on p (and buf); g is not modified."""
+        if wd:
+            np.multiply(p, wd, out=tmp)
+            tmp += g
+            g = tmp
+        if buf is not None:
+            buf *= self.momentum
+            buf += g
+            g = buf
+        np.multiply(g, self.lr, out=tmp)
+        p -= tmp
 
 
 def clip_grad_norm(grads, max_norm):
