@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 
 
 def main(file=None, *, checkpoint=None, which="best", batch_size=32, seq_length=128,
-         encoding="utf-8", encoding_errors="strict", threads="auto"):
+         cache_size=None, encoding="utf-8", encoding_errors="strict", threads="auto"):
     """Loss, perplexity and bits per character of a trained model on a text file.
 
     Bits per character compare models of any level: the loss of the file's tokens in
@@ -24,6 +24,7 @@ def main(file=None, *, checkpoint=None, which="best", batch_size=32, seq_length=
       which: "best" (best validation loss) or "last" weights
       batch_size: parallel streams (or lines) per forward pass
       seq_length: tokens per window; the hidden state carries across windows
+      cache_size: the continuous cache's size instead of the run's (0: the network alone)
       encoding: text encoding of FILE
       encoding_errors: "strict" or "replace" (invalid bytes become U+FFFD)
       threads: BLAS threads: auto (1 when the machine is already busy, else all CPUs) or N
@@ -48,7 +49,8 @@ def main(file=None, *, checkpoint=None, which="best", batch_size=32, seq_length=
     seq_length = check_int("seq_length", seq_length, 1, 100000)
     run_dir = check_run_dir(check_str("checkpoint", checkpoint)) if checkpoint is not None \
         else find_latest_run()
-    model, vocab, cfg = load_run(run_dir, which, batch=batch_size, steps=seq_length)
+    model, vocab, cfg = load_run(run_dir, which, batch=batch_size, steps=seq_length,
+                                 cache_size=cache_size)
     corpus = load_corpus(file, vocab=vocab, line_mode=cfg.line_mode,
                          encoding=str(encoding), errors=str(encoding_errors))
     data = Lines(corpus.ids, corpus.offsets) if cfg.line_mode else corpus.ids
@@ -61,6 +63,9 @@ def main(file=None, *, checkpoint=None, which="best", batch_size=32, seq_length=
     loss = evaluate_loss(model, data, vocab, batch_size, seq_length)
     print(f"run        {checkpoint_name(run_dir, which)}")
     print(f"file       {file}: {len(corpus.ids):,} {cfg.level} tokens")
+    cache = model.cache
+    print("cache      " + (f"the last {cache.size:,} tokens of each stream (theta {cache.theta:g}, "
+                           f"lambda {cache.lam:g})" if cache is not None else "off"))
     print(f"loss       {loss:.4f} nats per token")
     print(f"perplexity {perplexity(loss):.3f}")
     chars = count_chars(file, str(encoding), str(encoding_errors))

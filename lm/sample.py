@@ -100,7 +100,7 @@ def generate_one(model, vocab, ids, length, temperature, top_k, top_p, rng, writ
 
 
 def main(*, checkpoint=None, start=None, length=500, temperature=1.0, top_k=0, top_p=1.0,
-         num_samples=1, seed=None, stop=None, which="best", threads=1):
+         num_samples=1, seed=None, stop=None, which="best", cache_size=None, threads=1):
     """Generate text from a trained language model.
 
     Args:
@@ -114,6 +114,7 @@ def main(*, checkpoint=None, start=None, length=500, temperature=1.0, top_k=0, t
       seed: random seed; the same seed gives the same text (default: a fresh one, printed)
       stop: end a sample once this string has been generated
       which: best (lowest validation loss) or last weights
+      cache_size: the continuous cache's size instead of the run's (0: the network alone)
       threads: BLAS threads (1 is fastest for one token at a time; auto or N)
     """
     from lm.storage.run_dir import check_run_dir, checkpoint_name, find_latest_run
@@ -139,7 +140,7 @@ def main(*, checkpoint=None, start=None, length=500, temperature=1.0, top_k=0, t
     def warn(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    model, vocab, cfg = load_run(run_dir, which)
+    model, vocab, cfg = load_run(run_dir, which, cache_size=cache_size)
     warn(f"sampling from {checkpoint_name(run_dir, which)}, seed {seed}")
     ids, shown = encode_prompt(text, vocab, cfg.line_mode, warn)
     rng = np.random.default_rng(seed)

@@ -28,6 +28,8 @@ different tokens compare.
   "<eos>"; on text with one space between words (Penn Treebank) the two streams are the
   same, token for token. lm also predicts the whitespace split() drops (indentation,
   runs of spaces within a line, blank lines), which the peer never pays for.
+- lm scores with its word default's continuous cache (`--cache_size`, lm.models.cache):
+  a second row gives its network alone (the same weights, `--cache_size 0`).
 - Vocabulary, both sides: the tokens of the training file (its own tokeniser) seen at
   least --min_count times (lm's word default, 2, unless given), the others `<unk>`, as is
   the text's own marker "<unk>" (Penn Treebank's); a held-out token outside it is scored
@@ -205,7 +207,9 @@ def peer_main(args):
 # ---- lm -------------------------------------------------------------------------------
 
 def lm_heldout(run_dir, heldout):
-    """lm's best weights on the held-out file: one stream, state carried (as the peer)."""
+    """lm's best weights on the held-out file: one stream, state carried (as the peer).
+    Two rows: the run's model (with its continuous cache, the word default) and, where it
+    has a cache, the network alone (`--cache_size 0`: what the weights score by themselves)."""
     sys.path.insert(0, ROOT)
     import numpy as np
     from lm.models.load import load_language_model
@@ -214,17 +218,24 @@ def lm_heldout(run_dir, heldout):
 
     model, vocab, cfg = load_language_model(run_dir, "best")
     corpus = load_corpus(heldout, vocab=vocab)
-    loss = evaluate_loss(model, corpus.ids, vocab, batch_size=1, seq_length=512)
     n = len(corpus.ids)
     meta = json.load(open(os.path.join(run_dir, "config.json"), encoding="utf-8"))
     rows = [json.loads(x) for x in open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8")]
     evals = [r for r in rows if "val_loss" in r]
-    return {"side": "lm", "vocab": len(vocab), "heldout_tokens": n,
-            "unk": int(np.count_nonzero(corpus.ids == vocab.unk_id)),
-            "heldout_nats": loss * (n - 1), "heldout_targets": n - 1,
-            "steps": evals[-1]["step"], "epochs": evals[-1]["epoch"],
-            "tok_per_s": evals[-1]["tokens"] / max(1e-9, evals[-1]["elapsed"]),
-            "best_val": min(r["val_loss"] for r in evals), "config": meta["train"]}
+    row = {"side": "lm", "vocab": len(vocab), "heldout_tokens": n,
+           "unk": int(np.count_nonzero(corpus.ids == vocab.unk_id)),
+           "heldout_targets": n - 1, "steps": evals[-1]["step"], "epochs": evals[-1]["epoch"],
+           "tok_per_s": evals[-1]["tokens"] / max(1e-9, evals[-1]["elapsed"]),
+           "best_val": min(r["val_loss"] for r in evals), "config": meta["train"]}
+    out = []
+    for side, cache_size in [("lm", None), ("lm, network alone", 0)]:
+        if cache_size == 0 and model.cache is None:
+            break
+        if cache_size is not None:
+            model.set_cache(cache_size)
+        loss = evaluate_loss(model, corpus.ids, vocab, batch_size=1, seq_length=512)
+        out.append({**row, "side": side, "heldout_nats": loss * (n - 1)})
+    return out
 
 
 # ---- side by side -----------------------------------------------------------------------
@@ -270,7 +281,7 @@ def run(args):
     peer_out = procs["peer"].communicate()[0] if "peer" in procs else ""
     if any(p.wait() != 0 for p in procs.values()):
         sys.exit(f"error: a side failed; see the logs in {work}")
-    results = [lm_heldout(lm_dir, heldout)]
+    results = lm_heldout(lm_dir, heldout)
     if peer_out:
         results.append(json.loads(peer_out.strip().splitlines()[-1]))
     chars = num_chars(heldout)
@@ -285,10 +296,11 @@ def run(args):
               f"{r['unk'] / r['heldout_tokens']:.2%} | {r['steps']:,} | {r['epochs']:.1f} | "
               f"{r['tok_per_s']:,.0f} | {r['best_val']:.3f} | "
               f"{r['heldout_nats'] / r['heldout_targets']:.3f} | {r['bpc']:.4f} |")
-    if len(results) == 2:
-        lm_bpc, peer_bpc = results[0]["bpc"], results[1]["bpc"]
-        print(f"\nlm / peer bits per char: {lm_bpc / peer_bpc:.3f} "
-              f"({(1 - lm_bpc / peer_bpc):+.1%} for lm)")
+    if results[-1]["side"] == "peer":
+        peer_bpc = results[-1]["bpc"]
+        for r in results[:-1]:
+            print(f"\n{r['side']} / peer bits per char: {r['bpc'] / peer_bpc:.3f} "
+                  f"({(1 - r['bpc'] / peer_bpc):+.1%} for lm)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"corpus": name, "minutes": args.minutes, "chars": chars,

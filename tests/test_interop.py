@@ -447,6 +447,31 @@ def test_lm_exports_give_lms_logits_in_pytorch(cell, layers, tmp_path):
     np.testing.assert_allclose(got, m.forward(ids)[0], atol=1e-5, rtol=0)
 
 
+def test_a_model_with_a_cache_exports_its_network_and_imports_with_its_cache(tmp_path):
+    """The continuous cache has no weights: PyTorch gets the network (the same logits), and
+    the file's config keeps the cache for lm to rebuild."""
+    torch = _torch()
+    from lm.interop.files import read_checked
+    m = lm_model("lstm", 1)
+    m.set_cache(20, 0.6, 0.2)
+    itos = ["<unk>"] + list("abcdefghij")
+    config = {"kind": "language_model", "model": m.config(),
+              "train": {"cell": "lstm", "embed_size": 6, "hidden_size": 5, "num_layers": 1,
+                        "dropout": 0.0, "cache_size": 20, "cache_theta": 0.6,
+                        "cache_lambda": 0.2}, "data": {}}
+    vocab = {"format": "lm.vocab", "version": 1, "level": "char", "lowercase": False,
+             "specials": ["<unk>"], "itos": itos}
+    state = torch_layout.to_torch("language_model", m)
+    model = torch_from_state(tmp_path / "m.safetensors", state, config, vocab)
+    ids = np.random.default_rng(3).integers(0, 11, (2, 7))
+    with torch.no_grad():
+        got = model(torch.from_numpy(ids))[0].numpy()
+    np.testing.assert_allclose(got, m.forward(ids)[0], atol=1e-5, rtol=0)
+    config_read = read_checked(tmp_path / "m.safetensors")[0]
+    again = LanguageModelRNN.from_config(config_read["model"])
+    assert (again.cache.size, again.cache.theta, again.cache.lam) == (20, 0.6, 0.2)
+
+
 def test_pytorch_adaptive_language_model_matches_lm_pieces():
     torch = _torch()
     from lm.interop import torch_model

@@ -24,10 +24,10 @@ from lm.config.choices import (CELLS, DTYPES, ENCODING_ERRORS, LEGACY_TOKENIZERS
 LEVEL_DEFAULTS = {
     "char": {"min_count": 1, "embed_size": 64, "hidden_size": 512, "num_layers": 1,
              "dropout": 0.1, "tie_weights": False, "seq_length": 64, "batch_size": 32,
-             "optimizer": "adam", "eval_every": 200, "average": 0.0},
+             "optimizer": "adam", "eval_every": 200, "average": 0.0, "cache_size": 0},
     "word": {"min_count": 2, "embed_size": "hidden_size", "hidden_size": 256, "num_layers": 2,
              "dropout": 0.45, "tie_weights": True, "seq_length": 35, "batch_size": 20,
-             "optimizer": "sgd", "eval_every": 100, "average": 0.99},
+             "optimizer": "sgd", "eval_every": 100, "average": 0.99, "cache_size": 1000},
 }
 # The one rule for the defaults that depend on --optimizer (filled after the level's):
 # Adam's small steps, or plain SGD's large ones kept in check by clipping the gradient norm
@@ -44,6 +44,16 @@ OPTIMIZER_DEFAULTS = {
 # validation loss 0.18 nats lower in 5 minutes, on tinyshakespeare words (10,211) the two
 # score the same held-out bits per char after 9 minutes, the adaptive one at 2.1x the speed.
 ADAPTIVE_ABOVE = 8000
+# The continuous cache (lm.models.cache) at word level: size 1,000, theta 0.6, lambda 0.2,
+# chosen on the validation splits of round 6's runs (Penn Treebank, tinyshakespeare words,
+# pydoc: the grid 1,000-8,000 x 0.6-1.5 x 0.1-0.3, the lowest sum of log loss ratios).
+CACHE_THETA, CACHE_LAMBDA = 0.6, 0.2
+MAX_CACHE_SIZE = 10 ** 6
+
+
+def check_cache_size(value):
+    """--cache_size as an int in [0, MAX_CACHE_SIZE] (0 = no cache)."""
+    return check_int("cache_size", value, 0, MAX_CACHE_SIZE)
 
 
 @dataclass
@@ -68,6 +78,9 @@ class TrainConfig:
     dropout: float = None          # dropout on embeddings, between layers, before the output layer (by level: char 0.1, word 0.45)
     tie_weights: bool = None       # share embedding and output matrix, needs embed == hidden (by level: char off, word on with the full softmax)
     softmax: str = "auto"          # output layer: full, adaptive (frequent words in a head, rare ones in clusters), auto (by vocabulary size, see above)
+    cache_size: int = None         # scoring and sampling mix in a continuous cache of the last this many positions, 0 = off (by level: char 0, word 1000)
+    cache_theta: float = CACHE_THETA  # the cache's sharpness: its weights are softmax(theta * h_t . h_i)
+    cache_lambda: float = CACHE_LAMBDA  # the cache's share of the mixture, (1 - lambda) p_model + lambda p_cache
     # --- optimisation ---
     seq_length: int = None         # BPTT window: tokens per stream per step (by level: char 64, word 35)
     batch_size: int = None         # parallel streams (or lines) per step (by level: char 32, word 20)
@@ -145,6 +158,9 @@ class TrainConfig:
         c.lr_decay = check_float("lr_decay", c.lr_decay, 0, 1, lo_open=True)
         c.patience = check_int("patience", c.patience, 0)
         c.average = check_float("average", c.average, 0, 1, hi_open=True)
+        c.cache_size = check_cache_size(c.cache_size)
+        c.cache_theta = check_float("cache_theta", c.cache_theta, 0)
+        c.cache_lambda = check_float("cache_lambda", c.cache_lambda, 0, 1, hi_open=True)
         c.min_lr = check_float("min_lr", c.min_lr, 0)
         c.max_epochs = check_float("max_epochs", c.max_epochs, 0, lo_open=True)
         c.max_steps = check_int("max_steps", c.max_steps, 0)
@@ -171,7 +187,7 @@ class TrainConfig:
                LEGACY_TOKENIZERS.get(d.get("level", "char"), "") if isinstance(d, dict) else "",
                "num_layers": 1, "batch_size": 32, "optimizer": "adam", "learning_rate": 3e-3,
                "momentum": 0.9, "grad_clip": 5.0, "lr_decay": 0.5, "eval_every": 200,
-               "average": 0.0}
+               "average": 0.0, "cache_size": 0}
         return fields_from_json(cls, d, label, defaults=old)
 
     def resolve_softmax(self, vocab_size):
@@ -226,7 +242,8 @@ def _shown(v):
 FIXED_ON_RESUME = ("corpus", "level", "tokenizer", "softmax", "lowercase", "min_count", "max_vocab", "line_mode",
                    "shuffle_lines", "val_frac", "encoding", "encoding_errors", "cell",
                    "embed_size", "hidden_size", "num_layers", "dropout", "tie_weights",
-                   "seq_length", "batch_size", "optimizer", "average", "seed", "dtype")
+                   "seq_length", "batch_size", "optimizer", "average", "cache_size", "cache_theta",
+                   "cache_lambda", "seed", "dtype")
 # Flags taken from the source run with --init_from (they define the weights' shapes).
 MODEL_FLAGS = ("cell", "embed_size", "hidden_size", "num_layers", "tie_weights", "softmax")
 

@@ -56,11 +56,14 @@ def _define():
 
     class LanguageModel(nn.Module):
         """ids (N, T) -> (scores (N, T, V), state); scores are logits (full softmax) or
-        log-probabilities (adaptive softmax): either way softmax(scores) = p."""
+        log-probabilities (adaptive softmax): either way softmax(scores) = p. The network
+        alone: lm's continuous cache (cache_* in config.json, no weights) is applied where
+        lm scores or samples text, and is not part of this module."""
 
         def __init__(self, vocab_size, embed_size, hidden_size, cell="lstm", num_layers=1,
                      dropout=0.0, tie_weights=False, softmax="full", cutoffs=None,
-                     div_value=4.0, head_bias=False):
+                     div_value=4.0, head_bias=False, cache_size=0, cache_theta=0.0,
+                     cache_lambda=0.0):
             super().__init__()
             self.config = dict(vocab_size=vocab_size, embed_size=embed_size,
                                hidden_size=hidden_size, cell=cell, num_layers=num_layers,

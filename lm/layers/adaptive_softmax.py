@@ -185,6 +185,30 @@ class AdaptiveSoftmax(Layer):
             out[:, self.cutoffs[i]:self.cutoffs[i + 1]] = tail
         return out.reshape(h.shape[:-1] + (self.vocab_size,))
 
+    def target_log_prob(self, h, targets):
+        """log p(targets | h), exact, evaluating only the clusters the targets fall in.
+
+        h: (..., H); targets: (...) ints in [0, V). Returns (...) float64; equals
+        `log_prob(h)` at the targets without scoring the whole vocabulary.
+        """
+        h = np.asarray(h)
+        H = self.in_features
+        if h.ndim < 1 or h.shape[-1] != H:
+            raise ValueError(f"AdaptiveSoftmax expects h (..., {H}), got {h.shape}")
+        y = _check_labels(targets, None, self.vocab_size, h.shape[:-1]).reshape(-1)
+        h2 = h.reshape(-1, H)
+        head = _log_softmax(self._head(h2))                  # (M, c_0 + K)
+        out = np.empty(len(y))
+        c0 = self.shortlist
+        short = np.flatnonzero(y < c0)
+        out[short] = head[short, y[short]]
+        for i in range(self.n_clusters):
+            idx = np.flatnonzero((y >= self.cutoffs[i]) & (y < self.cutoffs[i + 1]))
+            if idx.size:
+                tail = _log_softmax((h2[idx] @ self.params[f"proj{i}"]) @ self.params[f"out{i}"])
+                out[idx] = head[idx, c0 + i] + tail[np.arange(idx.size), y[idx] - self.cutoffs[i]]
+        return out.reshape(h.shape[:-1])
+
     def forward(self, h):
         """Scores for sampling: the exact log-probabilities, (..., H) -> (..., V)."""
         return self.log_prob(h)

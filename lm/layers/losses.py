@@ -107,3 +107,25 @@ def softmax_cross_entropy(scores, y, overwrite_scores=False):
     out = scores if overwrite_scores or owned else np.empty_like(scores)
     loss = _cross_entropy_rows(scores, y, np.full(N, 1.0 / N), out)
     return loss, out
+
+
+def log_softmax_at(scores, y):
+    """log softmax(scores)[y] at every position, without a gradient.
+
+    scores: (..., V) unnormalised log-probabilities; y: (...) int labels in [0, V).
+    Returns (...) float64: scores[..., y] - logsumexp(scores), stable (row max first).
+    """
+    scores = np.asarray(scores)
+    if scores.ndim < 1:
+        raise ValueError(f"scores must have a class axis, got shape {scores.shape}")
+    lead, V = scores.shape[:-1], scores.shape[-1]
+    y = _check_labels(y, None, V, lead).reshape(-1)
+    s = scores.reshape(-1, V)
+    out = np.empty(len(y))
+    rows = max(1, CHUNK_ELEMS // V)                 # chunks that stay in the cache
+    for a in range(0, len(y), rows):
+        sc = s[a:a + rows].astype(np.float64)
+        top = sc.max(axis=1)
+        lse = top + np.log(np.exp(sc - top[:, None]).sum(axis=1))
+        out[a:a + rows] = sc[np.arange(len(sc)), y[a:a + rows]] - lse
+    return out.reshape(lead)

@@ -1,16 +1,18 @@
 """LanguageModelRNN: encoder + dropout + vocabulary head, its loss, and token-by-token sampling."""
 import numpy as np
 
+from lm.config.training import CACHE_LAMBDA, CACHE_THETA
 from lm.layers.adaptive_softmax import AdaptiveSoftmax, default_cutoffs
 from lm.layers.base import Layer, as_rng
 from lm.layers.dropout import Dropout
 from lm.layers.linear import TemporalLinear
-from lm.layers.losses import temporal_softmax_loss
+from lm.layers.losses import log_softmax_at, temporal_softmax_loss
+from lm.models.cache import CachedState, ContinuousCache
 from lm.models.encoder import Encoder
 from lm.models.sampling import sample_from_logits
 
 CONFIG_KEYS = ("vocab_size", "embed_size", "hidden_size", "cell", "num_layers", "dropout",
-               "tie_weights", "softmax", "cutoffs")
+               "tie_weights", "softmax", "cutoffs", "cache_size", "cache_theta", "cache_lambda")
 
 
 class TiedHead(Layer):
@@ -55,10 +57,14 @@ class LanguageModelRNN(Layer):
     (valid scores for the same softmax) and loss, evaluation and sampling stay exact.
     Dropout (rate `dropout`) is applied to the embeddings, between recurrent layers and
     to the last layer's output; it is off in eval mode and while sampling.
+    cache_size > 0: scoring (`nll`) and sampling mix in a continuous cache of the last
+    `cache_size` positions (`lm.models.cache`, weight `cache_lambda`, sharpness
+    `cache_theta`); training (`loss`, `forward`) is the network alone.
     """
 
     def __init__(self, vocab_size, embed_size, hidden_size, cell="lstm", num_layers=1,
                  dropout=0.0, tie_weights=False, softmax="full", cutoffs=None,
+                 cache_size=0, cache_theta=CACHE_THETA, cache_lambda=CACHE_LAMBDA,
                  dtype=np.float32, rng=None):
         super().__init__()
         if cell == "bag":
@@ -100,6 +106,13 @@ class LanguageModelRNN(Layer):
                                   dtype=dtype, rng=rng)
         self.head = self.add_child("head", head)
         self.vocab_size = self.encoder.vocab_size
+        self.set_cache(cache_size, cache_theta, cache_lambda)
+
+    def set_cache(self, size, theta=CACHE_THETA, lam=CACHE_LAMBDA):
+        """Score and sample with a continuous cache of the last `size` positions from now
+        on (0: the network alone); `config()` follows. ValueError for a bad value."""
+        cache = ContinuousCache(size, theta, lam)
+        self.cache = cache if cache.size else None
 
     # ---- configuration ----
     def config(self):
@@ -108,7 +121,9 @@ class LanguageModelRNN(Layer):
         return {"vocab_size": e.vocab_size, "embed_size": e.embed_size,
                 "hidden_size": e.hidden_size, "cell": e.cell, "num_layers": e.num_layers,
                 "dropout": e.dropout, "tie_weights": self.tie_weights, "softmax": self.softmax,
-                **({"cutoffs": list(self.cutoffs)} if self.cutoffs is not None else {})}
+                **({"cutoffs": list(self.cutoffs)} if self.cutoffs is not None else {}),
+                **({"cache_size": self.cache.size, "cache_theta": self.cache.theta,
+                    "cache_lambda": self.cache.lam} if self.cache is not None else {})}
 
     @classmethod
     def from_config(cls, d, dtype=np.float32, rng=None):
@@ -154,9 +169,12 @@ class LanguageModelRNN(Layer):
 
     def nll(self, ids, targets, state=None, mask=None):
         """Without gradients: (sum of -log p(targets) over valid targets in nats, count,
-        new state). The evaluation's score; exact with either softmax."""
+        new state). The evaluation's score; exact with either softmax, and with the
+        cache (then the state carries its memory too: pass back what this returns)."""
         ids, targets = np.asarray(ids), np.asarray(targets)
         count = ids.size if mask is None else int(np.count_nonzero(mask))
+        if self.cache is not None:
+            return self._cached_nll(ids, targets, state, mask, count)
         if count == 0:
             return 0.0, 0, self.encoder.forward(ids, state, mask)[1]
         if self.softmax == "adaptive":
@@ -165,6 +183,34 @@ class LanguageModelRNN(Layer):
         scores, state = self.forward(ids, state, mask)
         loss, _ = temporal_softmax_loss(scores, targets, mask, overwrite_scores=True)
         return float(loss) * ids.shape[0], count, state  # summed over T, averaged over N
+
+    def log_prob(self, h):
+        """Exact log-probabilities of the network (no cache) from last-layer outputs:
+        h (..., H) -> (..., V)."""
+        scores = self.head.forward(h)
+        if self.softmax == "adaptive":
+            return scores                  # already log-probabilities
+        scores = scores.astype(np.float64)
+        scores -= scores.max(axis=-1, keepdims=True)
+        scores -= np.log(np.exp(scores).sum(axis=-1, keepdims=True))
+        return scores
+
+    def _target_log_prob(self, h, targets):
+        """log p_model(targets | h): (N, T) float64, the network alone."""
+        if self.softmax == "adaptive":
+            return self.head.target_log_prob(h, targets)
+        return log_softmax_at(self.head.forward(h), targets)
+
+    def _cached_nll(self, ids, targets, state, mask, count):
+        """`nll` with the continuous cache: state is a CachedState (or None)."""
+        rnn_state, memory = (None, None) if state is None else state
+        h, rnn_state = self.encoder.forward(ids, rnn_state, mask)
+        h = self.drop.forward(h)
+        valid = np.ones(ids.shape, dtype=bool) if mask is None else np.asarray(mask, bool)
+        targets = np.where(valid, targets, 0)            # padding may hold anything
+        log_p, memory = self.cache.mix_targets(self._target_log_prob(h, targets), h, targets,
+                                               memory, mask)
+        return float(-log_p[valid].sum()), count, CachedState(rnn_state, memory)
 
     def loss(self, batch, state=None):
         """Mean negative log-likelihood per valid target token; zeroes then fills `grads`.
@@ -191,7 +237,8 @@ class LanguageModelRNN(Layer):
         """Yield up to `length` token ids that follow `prompt_ids`, one at a time.
 
         The prompt is run through once; then each new token is fed back through
-        `Encoder.step` with the carried recurrent state (O(1) work per token). Dropout is off while sampling
+        `Encoder.step` with the carried recurrent state (O(1) work per token; with the cache,
+        O(cache_size) more, drawing from the mixture). Dropout is off while sampling
         and the previous train/eval mode is restored afterwards. Generation stops early
         after drawing `stop_id`, which is not yielded. See `lm.models.sampling` for temperature,
         top_k and top_p; rng: np.random.Generator or seed (None = seed 0).
@@ -209,16 +256,24 @@ class LanguageModelRNN(Layer):
         self.eval()
         try:
             h, state = self.encoder.forward(prompt[None, :].astype(np.int64))
-            logits = self.head.forward(h[:, -1])[0]  # the last step's scores only, (V,)
+            memory = None
+            if self.cache is not None:  # the prompt's positions, each with the token after it
+                memory = self.cache.remember(h[:, :-1], prompt[None, 1:])
+            h = h[:, -1]  # the last step's output only, (1, H)
             x = np.empty(1, dtype=np.int64)
             for _ in range(length):
+                if self.cache is None:
+                    logits = self.head.forward(h)[0]  # (1, H) -> (V,)
+                else:
+                    logits = self.cache.mix_distribution(self.log_prob(h), h, memory)[0]
                 tok = sample_from_logits(logits, temperature, top_k, top_p, rng)
                 if stop_id is not None and tok == stop_id:
                     return
                 yield tok
                 x[0] = tok
+                if self.cache is not None:
+                    memory = self.cache.append(memory, h, x)
                 h, state = self.encoder.step(x, state)  # (1, H): one step, state carried
-                logits = self.head.forward(h)[0]  # (1, H) -> (V,)
         finally:
             self.train(was_training)
 

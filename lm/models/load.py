@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from lm.config.training import train_config_from_json
+from lm.config.training import check_cache_size, train_config_from_json
 from lm.models.classifier import SentimentClassifier
 from lm.models.language_model import LanguageModelRNN
 from lm.models.memory import check_memory, count_params, estimate_memory
@@ -24,14 +24,16 @@ from lm.text.vocab import Vocab
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
-def check_run_memory(run_dir, batch=1, steps=1):
+def check_run_memory(run_dir, batch=1, steps=1, cache_size=None):
     """Refuse (NotEnoughMemory) a run whose model, run on (batch, steps) inputs, would not
     fit in the memory available: estimated from its config.json before any weight is read
-    or allocated."""
+    or allocated (with `cache_size` instead of its cache's, when given)."""
     label = os.path.join(run_dir, "config.json")
     config = validate_config(read_json(label), label)
     dtype = config.get("train", {}).get("dtype", "float32")
-    est = estimate_memory(config["model"], dtype, batch, steps)
+    model = config["model"] if cache_size is None else {**config["model"],
+                                                        "cache_size": cache_size}
+    est = estimate_memory(model, dtype, batch, steps)
     check_memory(est, f"the model of {run_dir} ({count_params(config['model'])[0]:,} "
                  f"parameters) on {batch:,} x {steps:,} tokens",
                  "the run is too large for this machine" if batch * steps == 1 else
@@ -150,20 +152,24 @@ def _available(run_dir, which):
     return which
 
 
-def load_language_model(run_dir, which="best", batch=1, steps=1):
+def load_language_model(run_dir, which="best", batch=1, steps=1, cache_size=None):
     """(model, vocab, TrainConfig) of a language-model run; weights from its `which`
     checkpoint ("best" falls back to "last"), every file checked by lm.storage.checkpoint,
-    its memory on (batch, steps) inputs estimated first (check_run_memory)."""
+    its memory on (batch, steps) inputs estimated first (check_run_memory).
+    cache_size: the continuous cache's size instead of the run's (0: the network alone)."""
     run_dir = check_run_dir(run_dir)
     name = _available(run_dir, which)
     meta = read_json(os.path.join(run_dir, "config.json"))
     if meta.get("kind") != "language_model":
         raise ValueError(f"{run_dir} is a {meta.get('kind')} run, not a language model")
     cfg = train_config_from_json(meta)
-    check_run_memory(run_dir, batch, steps)
+    cache_size = None if cache_size is None else check_cache_size(cache_size)
+    check_run_memory(run_dir, batch, steps, cache_size)
     dtype = DTYPES[cfg.dtype]
     model, _, vocab_json, _ = load_model(
         run_dir, lambda d: LanguageModelRNN.from_config(d, dtype=dtype), name)
     vocab = Vocab.from_json(vocab_json)
+    if cache_size is not None:
+        model.set_cache(cache_size, cfg.cache_theta, cfg.cache_lambda)
     model.eval()
     return model, vocab, cfg

@@ -8,6 +8,9 @@ memory the machine has available: a size that cannot fit is refused with one lin
     activations  N * T * per-token values of one step: the embedding, each recurrent
                  layer's caches (~(2g + 4) * H + 2 * D, g gates), the head's scores,
                  probabilities and their gradient (3 * V for a language model)
+    cache        scoring with a continuous cache of M positions (lm.models.cache): its
+                 keys N * (M + T) * H and three float64 N * T * (M + T) arrays (scores,
+                 weights, matches)
 
 P is exact (`count_params` equals the built model's `num_params()`); the activations
 are an estimate of the largest buffers, not a bound on every temporary.
@@ -97,7 +100,11 @@ def estimate_memory(model, dtype="float32", batch=1, steps=1, training=False,
     per_token += dirs * H if "num_classes" in model else 3 * V  # pooled states / scores
     acts = int(batch) * int(steps) * per_token * b
     train = P * b * (1 + (2 if optimizer == "adam" else 1)) if training else 0
-    return MemoryEstimate((P + rec) * b, train, acts if training else acts // 2)
+    acts = acts if training else acts // 2
+    M = int(model.get("cache_size", 0))
+    if M:
+        acts += int(batch) * (M + int(steps)) * (H * b + int(steps) * 3 * 8)
+    return MemoryEstimate((P + rec) * b, train, acts)
 
 
 def available_memory():

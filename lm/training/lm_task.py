@@ -140,7 +140,7 @@ def check_model_memory(cfg, vocab_size, steps=None):
     vocab_size = vocab_size if known else 2
     model = {"vocab_size": vocab_size, "embed_size": cfg.embed_size,
              "hidden_size": cfg.hidden_size, "cell": cfg.cell, "num_layers": cfg.num_layers,
-             "tie_weights": cfg.tie_weights}
+             "tie_weights": cfg.tie_weights, "cache_size": cfg.cache_size}
     est = estimate_memory(model, cfg.dtype, cfg.batch_size, steps or cfg.seq_length,
                           training=True, optimizer=cfg.optimizer)
     check_memory(est, f"training a {cfg.num_layers}-layer {cfg.cell} of {cfg.hidden_size:,} "
@@ -153,7 +153,8 @@ def build_model(cfg, vocab_size, rng):
     return LanguageModelRNN(vocab_size, cfg.embed_size, cfg.hidden_size, cell=cfg.cell,
                             num_layers=cfg.num_layers, dropout=cfg.dropout,
                             tie_weights=cfg.tie_weights, softmax=cfg.softmax,
-                            dtype=DTYPES[cfg.dtype], rng=rng)
+                            cache_size=cfg.cache_size, cache_theta=cfg.cache_theta,
+                            cache_lambda=cfg.cache_lambda, dtype=DTYPES[cfg.dtype], rng=rng)
 
 
 def make_optimizer(cfg, model):
