@@ -4,6 +4,7 @@ Usage:
   python scripts/word_peer.py ptb --minutes 9              # ptb.test.txt trains, ptb.valid.txt held out
   python scripts/word_peer.py tinyshakespeare --minutes 9  # the last 10% of the characters held out
   python scripts/word_peer.py pydoc --minutes 9            # the same split of CPython's documentation
+  python scripts/word_peer.py reviews --minutes 9          # $LM_DATA_DIR/sentiment's texts, the same split
   python scripts/word_peer.py --train A.txt --heldout B.txt --minutes 9
   python scripts/word_peer.py ptb --minutes 1 --lm_args "--hidden_size 128"   # other lm flags
   python scripts/word_peer.py ptb --lm_only --lm_args "--dropout 0.5"  # lm alone (trying flags)
@@ -36,6 +37,9 @@ different tokens compare.
   as `<unk>`, and the share of held-out tokens that are `<unk>` is printed for each side.
 - Scoring, both sides: the held-out file as one stream (batch 1), the state carried, every
   token after the first predicted once.
+"reviews" is prose of another source: the 2,800 texts of $LM_DATA_DIR/sentiment's
+uci_amazon, uci_yelp and cs5242_corpus files (in that order, read as lm.text.labeled reads
+them, each on one line with its whitespace runs made single spaces).
 A corpus other than ptb is split at the first line break at or after 90% of its
 characters; the two parts are written to a temporary directory (nothing into the repo).
 The machine's load slows both sides alike; figures taken on a busy machine say so.
@@ -61,20 +65,37 @@ UNK, EOS = "<unk>", "<eos>"
 
 # ---- files ---------------------------------------------------------------------------
 
+REVIEW_FILES = ("uci_amazon.tsv", "uci_yelp.tsv", "cs5242_corpus.tsv")
+
+
+def reviews_text(data_dir):
+    """The texts of the shared sentiment files, one per line (the "reviews" corpus)."""
+    sys.path.insert(0, ROOT)
+    from lm.text.labeled import read_labeled
+    lines = []
+    for name in REVIEW_FILES:
+        lines += [" ".join(t.split()) for t in
+                  read_labeled(os.path.join(data_dir, "sentiment", name)).texts]
+    return "\n".join(lines) + "\n"
+
+
 def corpus_files(name, data_dir, work):
     """(train path, held-out path): ptb's own files, or any other corpus (tinyshakespeare,
-    pydoc, a path) split at the first line break at or after 90% of its characters."""
+    pydoc, reviews, a path) split at the first line break at or after 90% of its characters."""
     if name == "ptb":
         d = os.path.join(data_dir, "ptb")
         return os.path.join(d, "ptb.test.txt"), os.path.join(d, "ptb.valid.txt")
     sys.path.insert(0, ROOT)
     from lm.text.corpora import resolve_corpus
     try:
-        source, _ = resolve_corpus(name)  # tinyshakespeare, pydoc, names or a path
+        if name == "reviews":
+            source, text = "reviews.txt", reviews_text(data_dir)
+        else:
+            source, _ = resolve_corpus(name)  # tinyshakespeare, pydoc, names or a path
+            with open(source, encoding="utf-8") as f:
+                text = f.read()
     except (OSError, ValueError) as e:
         raise SystemExit(f"error: {e}") from None
-    with open(source, encoding="utf-8") as f:
-        text = f.read()
     cut = text.find("\n", int(len(text) * 0.9)) + 1 or len(text)
     stem = os.path.splitext(os.path.basename(source))[0]
     paths = os.path.join(work, f"{stem}_train.txt"), os.path.join(work, f"{stem}_heldout.txt")
@@ -255,8 +276,8 @@ def run(args):
         name = os.path.splitext(os.path.basename(train))[0]
     else:
         data_dir = os.environ.get("LM_DATA_DIR", "")
-        if args.corpus == "ptb" and not data_dir:
-            sys.exit("error: set LM_DATA_DIR (ptb is read from $LM_DATA_DIR/ptb)")
+        if args.corpus in ("ptb", "reviews") and not data_dir:
+            sys.exit(f"error: set LM_DATA_DIR ({args.corpus} is read from $LM_DATA_DIR)")
         train, heldout = corpus_files(args.corpus, data_dir, work)
         name = os.path.splitext(os.path.basename(args.corpus))[0]  # a path's runs stay in work
     seconds = args.minutes * 60
@@ -310,7 +331,8 @@ def run(args):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("corpus", nargs="?", default="ptb",
-                    help="ptb, or a corpus name or file split 90/10: tinyshakespeare, pydoc")
+                    help="ptb, or a corpus name or file split 90/10: tinyshakespeare, pydoc, "
+                         "reviews")
     ap.add_argument("--train", help="training file (with --heldout, instead of a corpus)")
     ap.add_argument("--heldout", help="held-out file scored in bits per character")
     ap.add_argument("--minutes", type=float, default=9.0, help="training wall time per side")
