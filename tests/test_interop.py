@@ -427,24 +427,32 @@ def torch_from_state(path, state, config, vocab):
     return torch_model.from_file(path)
 
 
+def char_lm_in_torch(m, path, **train):
+    """The PyTorch module of lm's char-level language model `m` (11 tokens), through a
+    file at `path` whose config's "train" part is `train`."""
+    config = {"kind": "language_model", "model": m.config(), "train": {"dropout": 0.0, **train},
+              "data": {}}
+    vocab = {"format": "lm.vocab", "version": 1, "level": "char", "lowercase": False,
+             "specials": ["<unk>"], "itos": ["<unk>"] + list("abcdefghij")}
+    return torch_from_state(path, torch_layout.to_torch("language_model", m), config, vocab)
+
+
+def assert_same_logits(torch, model, m, shape):
+    ids = np.random.default_rng(3).integers(0, 11, shape)
+    with torch.no_grad():
+        got = model(torch.from_numpy(ids))[0].numpy()
+    np.testing.assert_allclose(got, m.forward(ids)[0], atol=1e-5, rtol=0)
+
+
 @pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_lm_exports_give_lms_logits_in_pytorch(cell, layers, tmp_path):
     torch = _torch()
     m = lm_model(cell, layers, tie=layers == 2)
-    itos = ["<unk>"] + list("abcdefghij")
-    config = {"kind": "language_model", "model": m.config(),
-              "train": {"cell": cell, "embed_size": 6, "hidden_size": m.config()["hidden_size"],
-                        "num_layers": layers, "tie_weights": layers == 2, "dropout": 0.0},
-              "data": {}}
-    vocab = {"format": "lm.vocab", "version": 1, "level": "char", "lowercase": False,
-             "specials": ["<unk>"], "itos": itos}
-    state = torch_layout.to_torch("language_model", m)
-    model = torch_from_state(tmp_path / "m.safetensors", state, config, vocab)
-    ids = np.random.default_rng(3).integers(0, 11, (3, 9))
-    with torch.no_grad():
-        got = model(torch.from_numpy(ids))[0].numpy()
-    np.testing.assert_allclose(got, m.forward(ids)[0], atol=1e-5, rtol=0)
+    model = char_lm_in_torch(m, tmp_path / "m.safetensors", cell=cell, embed_size=6,
+                             hidden_size=m.config()["hidden_size"], num_layers=layers,
+                             tie_weights=layers == 2)
+    assert_same_logits(torch, model, m, (3, 9))
 
 
 def test_a_model_with_a_cache_exports_its_network_and_imports_with_its_cache(tmp_path):
@@ -454,19 +462,10 @@ def test_a_model_with_a_cache_exports_its_network_and_imports_with_its_cache(tmp
     from lm.interop.files import read_checked
     m = lm_model("lstm", 1)
     m.set_cache(20, 0.6, 0.2)
-    itos = ["<unk>"] + list("abcdefghij")
-    config = {"kind": "language_model", "model": m.config(),
-              "train": {"cell": "lstm", "embed_size": 6, "hidden_size": 5, "num_layers": 1,
-                        "dropout": 0.0, "cache_size": 20, "cache_theta": 0.6,
-                        "cache_lambda": 0.2}, "data": {}}
-    vocab = {"format": "lm.vocab", "version": 1, "level": "char", "lowercase": False,
-             "specials": ["<unk>"], "itos": itos}
-    state = torch_layout.to_torch("language_model", m)
-    model = torch_from_state(tmp_path / "m.safetensors", state, config, vocab)
-    ids = np.random.default_rng(3).integers(0, 11, (2, 7))
-    with torch.no_grad():
-        got = model(torch.from_numpy(ids))[0].numpy()
-    np.testing.assert_allclose(got, m.forward(ids)[0], atol=1e-5, rtol=0)
+    model = char_lm_in_torch(m, tmp_path / "m.safetensors", cell="lstm", embed_size=6,
+                             hidden_size=5, num_layers=1, cache_size=20, cache_theta=0.6,
+                             cache_lambda=0.2)
+    assert_same_logits(torch, model, m, (2, 7))
     config_read = read_checked(tmp_path / "m.safetensors")[0]
     again = LanguageModelRNN.from_config(config_read["model"])
     assert (again.cache.size, again.cache.theta, again.cache.lam) == (20, 0.6, 0.2)
