@@ -65,8 +65,9 @@ class ContinuousCache:
     def _attention(self, h, memory, valid):
         """Weights of every query over memory + the window itself, before it.
 
-        h: (N, T, H); valid: (N, T) bool. Returns (keys (N, M+T, H), a (N, T, M+T) with
-        rows summing to 1 or all 0 where nothing may be attended, M). Query t sees the
+        h: (N, T, H); valid: (N, T) bool. Returns (keys (N, M+T, H), their valid flags
+        (N, M+T), a (N, T, M+T) with rows summing to 1 or all 0 where nothing may be
+        attended, M). Query t sees the
         positions j of the concatenation with t + M - size <= j < t + M that are valid.
         """
         M, T = memory.keys.shape[1], h.shape[1]
