@@ -59,8 +59,15 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # one thread per side, set before numpy or torch load
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)  # lm from this checkout (imported where used: the peer needs none)
 LN2 = math.log(2.0)
 UNK, EOS = "<unk>", "<eos>"
+
+
+def fail(message):
+    """One line on stderr and exit status 2, as lm's commands do."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 # ---- files ---------------------------------------------------------------------------
@@ -70,7 +77,6 @@ REVIEW_FILES = ("uci_amazon.tsv", "uci_yelp.tsv", "cs5242_corpus.tsv")
 
 def reviews_text(data_dir):
     """The texts of the shared sentiment files, one per line (the "reviews" corpus)."""
-    sys.path.insert(0, ROOT)
     from lm.text.labeled import read_labeled
     lines = []
     for name in REVIEW_FILES:
@@ -85,7 +91,6 @@ def corpus_files(name, data_dir, work):
     if name == "ptb":
         d = os.path.join(data_dir, "ptb")
         return os.path.join(d, "ptb.test.txt"), os.path.join(d, "ptb.valid.txt")
-    sys.path.insert(0, ROOT)
     from lm.text.corpora import resolve_corpus
     try:
         if name == "reviews":
@@ -95,7 +100,7 @@ def corpus_files(name, data_dir, work):
             with open(source, encoding="utf-8") as f:
                 text = f.read()
     except (OSError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+        fail(str(e))
     cut = text.find("\n", int(len(text) * 0.9)) + 1 or len(text)
     stem = os.path.splitext(os.path.basename(source))[0]
     paths = os.path.join(work, f"{stem}_train.txt"), os.path.join(work, f"{stem}_heldout.txt")
@@ -231,7 +236,6 @@ def lm_heldout(run_dir, heldout):
     """lm's best weights on the held-out file: one stream, state carried (as the peer).
     Two rows: the run's model (with its continuous cache, the word default) and, where it
     has a cache, the network alone (`--cache_size 0`: what the weights score by themselves)."""
-    sys.path.insert(0, ROOT)
     import numpy as np
     from lm.models.load import load_language_model
     from lm.text.stream import load_corpus
@@ -263,7 +267,6 @@ def lm_heldout(run_dir, heldout):
 
 def word_default(name):
     """lm's word-level default of a flag (lm.config.training.LEVEL_DEFAULTS)."""
-    sys.path.insert(0, ROOT)
     from lm.config.training import TrainConfig
     return getattr(TrainConfig(level="word").validate(), name)
 
@@ -277,7 +280,7 @@ def run(args):
     else:
         data_dir = os.environ.get("LM_DATA_DIR", "")
         if args.corpus in ("ptb", "reviews") and not data_dir:
-            sys.exit(f"error: set LM_DATA_DIR ({args.corpus} is read from $LM_DATA_DIR)")
+            fail(f"set LM_DATA_DIR ({args.corpus} is read from $LM_DATA_DIR)")
         train, heldout = corpus_files(args.corpus, data_dir, work)
         name = os.path.splitext(os.path.basename(args.corpus))[0]  # a path's runs stay in work
     seconds = args.minutes * 60
@@ -301,7 +304,7 @@ def run(args):
                                          stderr=logs["peer"], text=True)
     peer_out = procs["peer"].communicate()[0] if "peer" in procs else ""
     if any(p.wait() != 0 for p in procs.values()):
-        sys.exit(f"error: a side failed; see the logs in {work}")
+        fail(f"a side failed; see the logs in {work}")
     results = lm_heldout(lm_dir, heldout)
     if peer_out:
         results.append(json.loads(peer_out.strip().splitlines()[-1]))

@@ -67,8 +67,8 @@ class ContinuousCache:
 
         h: (N, T, H); valid: (N, T) bool. Returns (keys (N, M+T, H), their valid flags
         (N, M+T), a (N, T, M+T) with rows summing to 1 or all 0 where nothing may be
-        attended, M). Query t sees the
-        positions j of the concatenation with t + M - size <= j < t + M that are valid.
+        attended, M). Query t sees the positions j of the concatenation with
+        t + M - size <= j < t + M that are valid.
         """
         M, T = memory.keys.shape[1], h.shape[1]
         keys = np.concatenate([memory.keys, h], axis=1)                 # (N, M+T, H)
